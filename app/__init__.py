@@ -1,0 +1,85 @@
+"""MedChat: create_app() builds the Quart application; nothing happens at import time."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from quart import Quart
+
+from app.config import instance_path_from_env, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Quart:
+    """Build the app: configuration, extensions, blueprints, headers, error pages."""
+    app = Quart(
+        __name__,
+        instance_path=instance_path_from_env() or str(ROOT / "instance"),
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        static_url_path="/static",
+    )
+    load_config(app, test_config)
+
+    from app.lib.clock import Clock
+    from app.lib.passwords import PasswordHashing
+    from app.lib.ratelimit import TokenBuckets
+    from app.realtime.hub import Hub
+    from app.services import Services
+    from app.store.db import Database
+
+    clock = app.config.get("CLOCK") or Clock()
+    hub = Hub()
+    services = Services(
+        config=app.config,
+        db=Database(app.config["DATABASE_URL"], app.config["DATABASE_POOL_SIZE"]),
+        broker=_make_broker(app.config),
+        hub=hub,
+        clock=clock,
+        passwords=PasswordHashing(
+            app.config["ARGON2_MEMORY_KIB"], app.config["ARGON2_TIME_COST"], app.config["ARGON2_PARALLELISM"]
+        ),
+        message_buckets=TokenBuckets(
+            app.config["MESSAGE_RATE"], app.config["MESSAGE_RATE_PERIOD_SECONDS"],
+            app.config["MESSAGE_BURST"], time.monotonic,
+        ),
+    )
+    app.extensions["medchat"] = services
+
+    @app.before_serving
+    async def _open() -> None:
+        if app.config.get("MIGRATE_ON_START", True):
+            await services.db.upgrade_to_head()
+        await services.broker.start(hub.handle)
+
+    @app.after_serving
+    async def _close() -> None:
+        await services.broker.stop()
+        await services.db.dispose()
+
+    from app.web import register_web
+
+    register_web(app)
+
+    from app.ws import register_ws
+
+    register_ws(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _make_broker(config: Any) -> Any:
+    if config.get("REDIS_URL"):
+        from app.realtime.redis_broker import RedisBroker
+
+        return RedisBroker(config["REDIS_URL"])
+    from app.realtime.broker import LocalBroker
+
+    return LocalBroker()

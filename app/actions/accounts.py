@@ -1,0 +1,289 @@
+"""Staff accounts: the first administrator, invites, passwords, activation, roles."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.actions import Actor
+from app.actions.errors import ActionError, Forbidden, NotFound
+from app.lib.passwords import password_problem
+from app.lib.text import TextError, clean_line
+from app.lib.tokens import new_token, token_hash
+from app.realtime.events import Event
+from app.services import Services
+from app.store import audit, invites, sessions, staff
+from app.store.records import AuditRecord, Staff
+
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+ROLES = ("admin", "member")
+
+
+@dataclass(frozen=True)
+class StaffFields:
+    username: str
+    display_name: str
+    department: str = ""
+    job_title: str = ""
+    role: str = "member"
+
+
+def _check_fields(fields: StaffFields) -> StaffFields:
+    username = fields.username.strip().lower()
+    if not USERNAME.match(username):
+        raise ActionError(
+            "bad_username",
+            "A username is 2 to 64 characters: lower-case letters, digits, dot, dash or underscore.",
+            field="username",
+        )
+    if fields.role not in ROLES:
+        raise ActionError("bad_role", "The role is admin or member.", field="role")
+    try:
+        display = clean_line(fields.display_name, 100, "The display name")
+        department = clean_line(fields.department, 100, "The department") if fields.department.strip() else ""
+        job = clean_line(fields.job_title, 100, "The job title") if fields.job_title.strip() else ""
+    except TextError as exc:
+        raise ActionError("bad_field", str(exc)) from exc
+    return StaffFields(username, display, department, job, fields.role)
+
+
+def _check_password(svc: Services, password: str, personal: list[str]) -> None:
+    problem = password_problem(password, svc.policy, personal)
+    if problem:
+        raise ActionError("weak_password", problem, field="password")
+
+
+async def _hash(svc: Services, password: str) -> str:
+    return await asyncio.to_thread(svc.passwords.hash, password)
+
+
+async def do_issue_setup_link(svc: Services) -> str | None:
+    """Return a fresh first-administrator setup token while no account exists, else None.
+
+    Older setup links stop working: only the newest printed one is valid.
+    """
+    now = svc.clock.now()
+    async with svc.db.transaction() as s:
+        if await staff.count_users(s):
+            return None
+        await invites.cancel_invites(s, now, purpose="setup")
+        token = new_token()
+        await invites.add_invite(
+            s, token_hash=token_hash(token), purpose="setup", user_id=None, created_by=None,
+            now=now, expires_at=now + timedelta(hours=svc.config["SETUP_LINK_HOURS"]),
+        )
+        await audit.add_entry(s, at=now, action="setup_link_issued")
+    return token
+
+
+async def setup_link_valid(svc: Services, token: str) -> bool:
+    async with svc.db.reading() as s:
+        return await invites.usable_invite(s, token_hash(token), ("setup",), svc.clock.now()) is not None
+
+
+async def do_setup_admin(svc: Services, token: str, fields: StaffFields, password: str, ip: str) -> Staff:
+    """Create the first administrator through the one-time setup link."""
+    checked = _check_fields(StaffFields(fields.username, fields.display_name, fields.department, fields.job_title, "admin"))
+    _check_password(svc, password, [checked.username, *checked.display_name.split()])
+    hashed = await _hash(svc, password)
+    now = svc.clock.now()
+    async with svc.db.transaction() as s:
+        if await invites.usable_invite(s, token_hash(token), ("setup",), now) is None or await staff.count_users(s):
+            raise NotFound("This setup link has been used or has expired.")
+        if not await invites.use_invite(s, token_hash(token), now):
+            raise NotFound("This setup link has been used or has expired.")
+        row = await staff.add_user(
+            s, username=checked.username, display_name=checked.display_name,
+            department=checked.department, job_title=checked.job_title, role="admin",
+            password_hash=hashed, now=now,
+        )
+        await audit.add_entry(s, at=now, action="account_created", actor_id=row.id, actor_name=row.username, target_user_id=row.id, ip=ip, detail="first administrator via setup link")
+        return staff.to_staff(row)
+
+
+async def invite_for(svc: Services, token: str) -> Staff | None:
+    """Return whom an invite or reset link is for, if it is still usable."""
+    async with svc.db.reading() as s:
+        inv = await invites.usable_invite(s, token_hash(token), ("invite", "reset"), svc.clock.now())
+        if inv is None or inv.user_id is None:
+            return None
+        user = await staff.get_staff(s, inv.user_id)
+    return user if user is not None and user.active else None
+
+
+async def do_accept_invite(svc: Services, token: str, password: str, ip: str) -> Staff:
+    """Set a password through an invite or reset link; the link dies."""
+    user = await invite_for(svc, token)
+    if user is None:
+        raise NotFound("This link has been used or has expired. Ask an administrator for a new one.")
+    _check_password(svc, password, [user.username, *user.display_name.split()])
+    hashed = await _hash(svc, password)
+    now = svc.clock.now()
+    async with svc.db.transaction() as s:
+        if not await invites.use_invite(s, token_hash(token), now):
+            raise NotFound("This link has been used or has expired. Ask an administrator for a new one.")
+        row = await staff.user_row(s, user.id)
+        assert row is not None
+        row.password_hash = hashed
+        row.failed_logins = 0
+        row.locked_until = None
+        await audit.add_entry(s, at=now, action="password_set", actor_id=user.id, actor_name=user.username, target_user_id=user.id, ip=ip)
+    return user
+
+
+def _require_admin(actor: Actor) -> None:
+    if not actor.user.is_admin:
+        raise Forbidden("Only administrators can manage accounts.")
+
+
+async def _new_invite(svc: Services, s: AsyncSession, user_id: int, purpose: str, actor: Actor) -> str:
+    now = svc.clock.now()
+    await invites.cancel_invites(s, now, user_id=user_id)
+    token = new_token()
+    await invites.add_invite(
+        s, token_hash=token_hash(token), purpose=purpose, user_id=user_id,
+        created_by=actor.user.id, now=now, expires_at=now + timedelta(hours=svc.config["INVITE_HOURS"]),
+    )
+    return token
+
+
+async def do_create_staff(svc: Services, actor: Actor, fields: StaffFields) -> tuple[Staff, str]:
+    """Create an account with no password and return it with its invite token."""
+    _require_admin(actor)
+    checked = _check_fields(fields)
+    now = svc.clock.now()
+    try:
+        async with svc.db.transaction() as s:
+            if await staff.user_row_by_username(s, checked.username) is not None:
+                raise ActionError("username_taken", "That username is taken.", field="username")
+            row = await staff.add_user(
+                s, username=checked.username, display_name=checked.display_name,
+                department=checked.department, job_title=checked.job_title, role=checked.role,
+                password_hash=None, now=now,
+            )
+            token = await _new_invite(svc, s, row.id, "invite", actor)
+            await audit.add_entry(s, at=now, action="account_created", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=row.id, ip=actor.ip, detail=f"role {checked.role}")
+            created = staff.to_staff(row)
+    except IntegrityError as exc:
+        raise ActionError("username_taken", "That username is taken.", field="username") from exc
+    return created, token
+
+
+async def create_user_with_password(svc: Services, fields: StaffFields, password: str) -> Staff:
+    """Create an account with a password (the command line, for scripts)."""
+    checked = _check_fields(fields)
+    _check_password(svc, password, [checked.username, *checked.display_name.split()])
+    hashed = await _hash(svc, password)
+    now = svc.clock.now()
+    try:
+        async with svc.db.transaction() as s:
+            if await staff.user_row_by_username(s, checked.username) is not None:
+                raise ActionError("username_taken", "That username is taken.", field="username")
+            row = await staff.add_user(
+                s, username=checked.username, display_name=checked.display_name,
+                department=checked.department, job_title=checked.job_title, role=checked.role,
+                password_hash=hashed, now=now,
+            )
+            await audit.add_entry(s, at=now, action="account_created", target_user_id=row.id, detail=f"command line, role {checked.role}")
+            return staff.to_staff(row)
+    except IntegrityError as exc:
+        raise ActionError("username_taken", "That username is taken.", field="username") from exc
+
+
+async def do_set_active(svc: Services, actor: Actor, user_id: int, active: bool) -> None:
+    """Deactivate (ending every session at once) or reactivate an account."""
+    _require_admin(actor)
+    now = svc.clock.now()
+    ended: list[str] = []
+    async with svc.db.transaction() as s:
+        row = await staff.user_row(s, user_id, for_update=True)
+        if row is None:
+            raise NotFound("No such account.")
+        if row.active == active:
+            return
+        if not active and row.role == "admin" and await staff.active_admin_count(s) <= 1:
+            raise ActionError("last_admin", "The last active administrator cannot be deactivated.")
+        row.active = active
+        if not active:
+            ended = await sessions.end_user_sessions(s, user_id, now, "deactivated")
+        await audit.add_entry(s, at=now, action="account_deactivated" if not active else "account_reactivated", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=user_id, ip=actor.ip, detail=f"{len(ended)} sessions ended" if ended else "")
+    if ended:
+        await svc.publish(Event("session_ended", session_ids=tuple(ended)))
+
+
+async def do_reset_password(svc: Services, actor: Actor, user_id: int) -> tuple[Staff, str]:
+    """Clear the password, end every session and return a new one-time link."""
+    _require_admin(actor)
+    now = svc.clock.now()
+    async with svc.db.transaction() as s:
+        row = await staff.user_row(s, user_id, for_update=True)
+        if row is None:
+            raise NotFound("No such account.")
+        row.password_hash = None
+        row.failed_logins = 0
+        row.locked_until = None
+        ended = await sessions.end_user_sessions(s, user_id, now, "password_reset")
+        token = await _new_invite(svc, s, user_id, "reset", actor)
+        await audit.add_entry(s, at=now, action="password_reset", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=user_id, ip=actor.ip, detail=f"{len(ended)} sessions ended")
+        target = staff.to_staff(row)
+    if ended:
+        await svc.publish(Event("session_ended", session_ids=tuple(ended)))
+    return target, token
+
+
+async def do_change_role(svc: Services, actor: Actor, user_id: int, role: str) -> None:
+    _require_admin(actor)
+    if role not in ROLES:
+        raise ActionError("bad_role", "The role is admin or member.", field="role")
+    now = svc.clock.now()
+    async with svc.db.transaction() as s:
+        row = await staff.user_row(s, user_id, for_update=True)
+        if row is None:
+            raise NotFound("No such account.")
+        if row.role == role:
+            return
+        if row.role == "admin" and row.active and await staff.active_admin_count(s) <= 1:
+            raise ActionError("last_admin", "The last active administrator cannot stop being one.")
+        old, row.role = row.role, role
+        await audit.add_entry(s, at=now, action="role_changed", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=user_id, ip=actor.ip, detail=f"{old} -> {role}")
+
+
+async def get_staff(svc: Services, user_id: int) -> Staff | None:
+    async with svc.db.reading() as s:
+        return await staff.get_staff(s, user_id)
+
+
+async def directory(svc: Services, query: str, *, include_inactive: bool = False, limit: int = 50) -> list[Staff]:
+    async with svc.db.reading() as s:
+        return await staff.search_staff(s, query[:100], include_inactive=include_inactive, limit=limit)
+
+
+async def pending_invites(svc: Services) -> dict[int, datetime]:
+    async with svc.db.reading() as s:
+        return await invites.pending_invite_users(s, svc.clock.now())
+
+
+async def audit_entries(
+    svc: Services,
+    actor: Actor,
+    *,
+    action: str | None = None,
+    username: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
+) -> list[AuditRecord]:
+    _require_admin(actor)
+    async with svc.db.reading() as s:
+        return await audit.entries(s, action=action, username=username, since=since, until=until, before_id=before_id)
+
+
+async def record_audit(svc: Services, action: str, *, actor_name: str = "", ip: str = "", detail: str = "", actor_id: int | None = None) -> None:
+    """Write one audit entry on its own (rate-limit hits, refused CSRF)."""
+    async with svc.db.transaction() as s:
+        await audit.add_entry(s, at=svc.clock.now(), action=action, actor_id=actor_id, actor_name=actor_name, ip=ip, detail=detail)

@@ -1,0 +1,155 @@
+"""Logging in and out, and the server-side sessions behind quart-auth's cookie."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.actions import Actor
+from app.actions.errors import LoginFailed, NotFound
+from app.lib.clock import as_utc
+from app.lib.tokens import new_token, token_hash
+from app.realtime.events import Event
+from app.services import Services
+from app.store import audit, sessions, staff
+from app.store.records import SessionInfo, Staff
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    token: str  # goes into the cookie; only its hash is stored
+    user: Staff
+
+
+async def do_login(svc: Services, username: str, password: str, ip: str, user_agent: str) -> LoggedIn:
+    """Check a password and open a session, or raise ``LoginFailed`` (always the same).
+
+    The argon2 check runs outside any transaction and in a thread, so a burst of logins
+    holds no database lock and does not block the event loop.
+    """
+    name = username.strip().lower()[:64]
+    now = svc.clock.now()
+    async with svc.db.reading() as s:
+        row = await staff.user_row_by_username(s, name)
+        snapshot = None if row is None else (row.id, row.password_hash, row.active, row.locked_until)
+    stored_hash = snapshot[1] if snapshot else None
+    ok = await asyncio.to_thread(svc.passwords.verify, stored_hash, password)
+    if snapshot is None:
+        async with svc.db.transaction() as s:
+            await audit.add_entry(s, at=now, action="login_failed", actor_name=name, ip=ip, detail="unknown user")
+        raise LoginFailed()
+    user_id, _hash, active, locked_until = snapshot
+    locked = locked_until is not None and as_utc(locked_until) > now
+    if ok and active and not locked:
+        token = new_token()
+        async with svc.db.transaction() as s:
+            await staff.clear_failures(s, user_id)
+            await sessions.add_session(s, session_hash=token_hash(token), user_id=user_id, now=now, user_agent=user_agent, ip=ip)
+            await audit.add_entry(s, at=now, action="login", actor_id=user_id, actor_name=name, ip=ip)
+            user = await staff.get_staff(s, user_id)
+        assert user is not None
+        return LoggedIn(token=token, user=user)
+    async with svc.db.transaction() as s:
+        if not active:
+            await audit.add_entry(s, at=now, action="login_failed", actor_id=user_id, actor_name=name, ip=ip, detail="account deactivated")
+        elif locked:
+            await audit.add_entry(s, at=now, action="login_failed", actor_id=user_id, actor_name=name, ip=ip, detail="account locked")
+        else:
+            await _count_failure(svc, s, user_id, name, ip)
+    raise LoginFailed()
+
+
+async def _count_failure(svc: Services, s: AsyncSession, user_id: int, name: str, ip: str) -> None:
+    now = svc.clock.now()
+    failures = await staff.add_failure(s, user_id)
+    await audit.add_entry(s, at=now, action="login_failed", actor_id=user_id, actor_name=name, ip=ip, detail=f"wrong password ({failures} in a row)")
+    threshold = svc.config["LOCKOUT_AFTER_FAILURES"]
+    if failures >= threshold:
+        seconds = min(svc.config["LOCKOUT_BASE_SECONDS"] * 2 ** (failures - threshold), svc.config["LOCKOUT_MAX_SECONDS"])
+        await staff.lock_until(s, user_id, now + timedelta(seconds=seconds))
+        await audit.add_entry(s, at=now, action="account_locked", actor_id=user_id, actor_name=name, ip=ip, detail=f"locked for {seconds} s after {failures} failures")
+
+
+@dataclass(frozen=True)
+class ResolvedSession:
+    user: Staff
+    session_id: str  # hash
+
+
+async def resolve_session(svc: Services, token: str, *, activity: bool) -> ResolvedSession | None:
+    """Return the live session behind a cookie's token, ending it if it has run out.
+
+    ``activity`` False (an automatic page refresh, a socket heartbeat) does not count as
+    the person being there, so it does not hold off the idle timeout.
+    """
+    now = svc.clock.now()
+    session_hash = token_hash(token)
+    idle = timedelta(seconds=svc.config["SESSION_IDLE_SECONDS"])
+    lifetime = timedelta(seconds=svc.config["SESSION_MAX_SECONDS"])
+    async with svc.db.reading() as s:
+        found = await sessions.session_with_user(s, session_hash)
+    if found is None:
+        return None
+    row, user_row = found
+    if row.ended_at is not None:
+        return None
+    reason = None
+    if not user_row.active:
+        reason = "deactivated"
+    elif now - as_utc(row.created_at) >= lifetime:
+        reason = "lifetime"
+    elif now - as_utc(row.last_seen_at) >= idle:
+        reason = "idle"
+    if reason is not None:
+        async with svc.db.transaction() as s:
+            if await sessions.end_session(s, session_hash, now, reason):
+                await audit.add_entry(s, at=now, action="session_expired", actor_id=user_row.id, actor_name=user_row.username, detail=reason)
+        await svc.publish(Event("session_ended", session_ids=(session_hash,)))
+        return None
+    if activity and (now - as_utc(row.last_seen_at)).total_seconds() >= svc.config["SESSION_TOUCH_SECONDS"]:
+        async with svc.db.transaction() as s:
+            await sessions.touch_session(s, session_hash, now)
+    return ResolvedSession(user=staff.to_staff(user_row), session_id=session_hash)
+
+
+async def do_logout(svc: Services, actor: Actor) -> None:
+    """End the current session."""
+    if actor.session_id is None:
+        return
+    now = svc.clock.now()
+    async with svc.db.transaction() as s:
+        if await sessions.end_session(s, actor.session_id, now, "logout"):
+            await audit.add_entry(s, at=now, action="logout", actor_id=actor.user.id, actor_name=actor.user.username, ip=actor.ip)
+    await svc.publish(Event("session_ended", session_ids=(actor.session_id,)))
+
+
+async def do_end_other_sessions(svc: Services, actor: Actor) -> int:
+    """End every session of mine but this one; return how many."""
+    now = svc.clock.now()
+    async with svc.db.transaction() as s:
+        ended = await sessions.end_user_sessions(s, actor.user.id, now, "signed_out_elsewhere", keep=actor.session_id)
+        if ended:
+            await audit.add_entry(s, at=now, action="sessions_revoked", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=actor.user.id, ip=actor.ip, detail=f"{len(ended)} other sessions")
+    if ended:
+        await svc.publish(Event("session_ended", session_ids=tuple(ended)))
+    return len(ended)
+
+
+async def do_end_session(svc: Services, actor: Actor, session_id: str) -> None:
+    """End one of my own sessions, picked from the list."""
+    now = svc.clock.now()
+    async with svc.db.transaction() as s:
+        mine = {info.id for info in await sessions.open_sessions(s, actor.user.id)}
+        if session_id not in mine:
+            raise NotFound("No such session.")
+        await sessions.end_session(s, session_id, now, "revoked")
+        await audit.add_entry(s, at=now, action="session_revoked", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=actor.user.id, ip=actor.ip)
+    await svc.publish(Event("session_ended", session_ids=(session_id,)))
+
+
+async def my_sessions(svc: Services, user_id: int) -> list[SessionInfo]:
+    async with svc.db.reading() as s:
+        return await sessions.open_sessions(s, user_id)

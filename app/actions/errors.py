@@ -1,0 +1,56 @@
+"""Errors an action raises; app/web and app/ws turn them into pages, JSON and frames."""
+
+from __future__ import annotations
+
+
+class ActionError(Exception):
+    """A request that cannot be done; ``message`` is for the user, ``code`` for programs."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, *, field: str | None = None, retry_after: float = 0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.retry_after = retry_after
+
+
+class NotFound(ActionError):
+    """The object does not exist, or the caller may not know it does."""
+
+    status = 404
+
+    def __init__(self, message: str = "Not found.") -> None:
+        super().__init__("not_found", message)
+
+
+class Forbidden(ActionError):
+    status = 403
+
+    def __init__(self, message: str = "You are not allowed to do that.") -> None:
+        super().__init__("forbidden", message)
+
+
+class RateLimited(ActionError):
+    status = 429
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(
+            "rate_limited",
+            f"You are sending too fast. Try again in {max(1, round(retry_after))} s.",
+            retry_after=retry_after,
+        )
+
+
+class LoginFailed(ActionError):
+    """One message for an unknown user, a wrong password, a locked or inactive account."""
+
+    status = 400
+
+    def __init__(self) -> None:
+        super().__init__(
+            "login_failed",
+            "Wrong username or password. After several failures an account is locked "
+            "for a while; ask an administrator if you are stuck.",
+        )

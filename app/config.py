@@ -1,0 +1,122 @@
+"""Defaults and how configuration loads.
+
+Layers, later wins: the defaults below, then ``instance/config.py``, then ``MEDCHAT_*``
+environment variables (values parsed as JSON where they parse, so ``MEDCHAT_SESSION_IDLE_SECONDS=600``
+is an int), then the dict a test hands to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from quart import Quart
+
+DEFAULTS: dict[str, Any] = {
+    # Storage. None means the SQLite file instance/medchat.db.
+    "DATABASE_URL": None,
+    "DATABASE_POOL_SIZE": 10,
+    # Broker. None means the in-process broker (one Hypercorn process).
+    "REDIS_URL": None,
+    # Sessions (seconds).
+    "SESSION_IDLE_SECONDS": 30 * 60,
+    "SESSION_MAX_SECONDS": 12 * 60 * 60,
+    # Write last_seen at most this often; the idle timeout is this precise.
+    "SESSION_TOUCH_SECONDS": 30,
+    # Cookies carry Secure and the __Host- prefix. Only a plain-HTTP development setup turns it off.
+    "COOKIE_SECURE": True,
+    # Login throttling: quart-rate-limiter allows 10 POST /login a minute per client address
+    # (fixed in app/web/auth.py); then a per-account lockout with back-off.
+    "LOCKOUT_AFTER_FAILURES": 5,
+    "LOCKOUT_BASE_SECONDS": 60,
+    "LOCKOUT_MAX_SECONDS": 60 * 60,
+    # Number of reverse proxies in front of MedChat whose X-Forwarded-For is trusted.
+    "TRUSTED_PROXY_COUNT": 0,
+    # Invites and the first-administrator setup link (hours).
+    "INVITE_HOURS": 72,
+    "SETUP_LINK_HOURS": 24,
+    # Messages.
+    "MESSAGE_MAX_CHARS": 4000,
+    "PAGE_SIZE": 50,
+    "GROUP_TITLE_MAX_CHARS": 100,
+    "GROUP_MAX_MEMBERS": 1000,
+    # Shown times are converted to this zone; storage is UTC.
+    "DISPLAY_TIMEZONE": "UTC",
+    # No-JavaScript pages refresh themselves this often (seconds).
+    "NOSCRIPT_REFRESH_SECONDS": 30,
+    # Requests: a chat message of 4000 four-byte characters, percent-encoded, fits.
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    "MAX_FORM_MEMORY_SIZE": 64 * 1024,
+    "MAX_FORM_PARTS": 200,
+    "BODY_TIMEOUT": 30,
+    # Plain-HTTP requests are redirected to HTTPS on this port (None: no redirect).
+    "HTTPS_REDIRECT_PORT": None,
+    # Origins allowed to open /ws and to POST, besides the server's own.
+    "ALLOWED_ORIGINS": [],
+    # WebSocket (issue: real time).
+    "WS_MAX_MESSAGE_BYTES": 64 * 1024,
+    "WS_HEARTBEAT_SECONDS": 20,
+    "WS_SEND_QUEUE": 256,
+    "WS_RESUME_PAGE": 200,
+    "WS_RESUME_MAX": 5000,
+    "MESSAGE_RATE": 30,
+    "MESSAGE_RATE_PERIOD_SECONDS": 10,
+    "MESSAGE_BURST": 10,
+    "WS_HANDSHAKES_PER_MINUTE": 30,
+    "TYPING_TTL_SECONDS": 6,
+    # Argon2id cost: m in KiB, t iterations, p lanes. Never below m=19 MiB, t=2, p=1.
+    "ARGON2_MEMORY_KIB": 19 * 1024,
+    "ARGON2_TIME_COST": 2,
+    "ARGON2_PARALLELISM": 1,
+    "PASSWORD_MIN_CHARS": 12,
+    "PASSWORD_MAX_CHARS": 256,
+    "PASSWORD_MIN_SCORE": 3,
+    # The public base URL used in printed links (setup link); None: https://localhost:8443.
+    "PUBLIC_URL": None,
+}
+
+ENV_PREFIX = "MEDCHAT"
+
+
+def instance_path_from_env() -> str | None:
+    """Return the instance folder named by MEDCHAT_INSTANCE_PATH, if any."""
+    path = os.environ.get("MEDCHAT_INSTANCE_PATH")
+    return str(Path(path).resolve()) if path else None
+
+
+def load_config(app: Quart, test_config: dict[str, Any] | None) -> None:
+    """Fill ``app.config`` from the layers, then derive what depends on them."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_pyfile(os.path.join(app.instance_path, "config.py"), silent=True)
+    if test_config is None:
+        app.config.from_prefixed_env(ENV_PREFIX)
+    else:
+        app.config.from_mapping(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
+    if not app.config["DATABASE_URL"]:
+        app.config["DATABASE_URL"] = "sqlite+aiosqlite:///" + os.path.join(
+            app.instance_path, "medchat.db"
+        )
+    if app.config["ARGON2_MEMORY_KIB"] < 19 * 1024 or app.config["ARGON2_TIME_COST"] < 2:
+        raise ValueError("Argon2 cost below m=19 MiB, t=2 is refused")
+
+
+def instance_secret_key(instance: Path) -> str:
+    """Read the secret key from the instance folder, creating it (mode 600) on first use."""
+    instance.mkdir(parents=True, exist_ok=True)
+    key_file = instance / "secret_key"
+    if not key_file.exists():
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first; read theirs
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(64))
+    key = key_file.read_text().strip()
+    if len(key) < 32:
+        raise ValueError(f"{key_file} holds no usable secret key")
+    return key

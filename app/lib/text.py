@@ -1,0 +1,67 @@
+"""Message text: validation of what is typed and safe rendering of what is stored."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+
+import bleach
+from markupsafe import Markup, escape
+
+# C0/C1 control characters other than tab and newline, plus lone surrogates.
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+class TextError(ValueError):
+    """The text cannot be stored; the message says why, in words for the user."""
+
+
+def clean_body(raw: str, max_chars: int) -> str:
+    """Return the message text to store, or raise ``TextError``.
+
+    Browsers send textarea newlines as CRLF; they become LF. Leading and trailing white
+    space goes; everything else is kept exactly as typed (no HTML cleaning here).
+    """
+    text = raw.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not text:
+        raise TextError("Type a message first.")
+    if len(text) > max_chars:
+        raise TextError(f"A message can be at most {max_chars} characters ({len(text)} typed).")
+    if _FORBIDDEN.search(text):
+        raise TextError("The message contains control characters that cannot be sent.")
+    return text
+
+
+def clean_line(raw: str, max_chars: int, what: str) -> str:
+    """Return a one-line field (a name, a title) trimmed and checked, or raise ``TextError``."""
+    text = unicodedata.normalize("NFC", raw).strip()
+    if not text:
+        raise TextError(f"{what} cannot be empty.")
+    if len(text) > max_chars:
+        raise TextError(f"{what} can be at most {max_chars} characters.")
+    if _FORBIDDEN.search(text) or "\n" in text or "\t" in text:
+        raise TextError(f"{what} must be one line of plain text.")
+    return text
+
+
+def _link_attrs(attrs: dict[tuple[str | None, str], str], new: bool = False) -> dict[tuple[str | None, str], str]:
+    attrs[(None, "rel")] = "noopener noreferrer nofollow"
+    attrs[(None, "target")] = "_blank"
+    return attrs
+
+
+_CALLBACKS: list[Callable[..., dict[tuple[str | None, str], str]]] = [_link_attrs]
+
+
+def render_body(text: str) -> Markup:
+    """Return stored text as safe HTML: escaped, URLs linked, line breaks kept."""
+    escaped = str(escape(text))
+    linked = bleach.linkify(escaped, callbacks=_CALLBACKS, parse_email=False)
+    return Markup(linked.replace("\n", "<br>\n"))
+
+
+def preview(text: str, max_chars: int = 80) -> str:
+    """Return a one-line preview of a message for lists (plain text, escaped by Jinja)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= max_chars else flat[: max_chars - 1] + "\u2026"

@@ -1,0 +1,82 @@
+"""This process's open sockets, by user and by session."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Protocol
+
+from app.realtime.events import Event
+
+# Close codes (docs/protocol.md).
+CLOSE_SESSION_ENDED = 4401
+CLOSE_SLOW_CONSUMER = 4408
+
+
+class Connection(Protocol):
+    socket_id: str
+    user_id: int
+    session_id: str
+
+    def offer(self, frame: str) -> bool:
+        """Queue a frame without waiting; False when the queue is full."""
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Ask the connection to close with ``code``."""
+
+
+class Hub:
+    """Routes events to the sockets of the users they name. Serialises a frame once."""
+
+    def __init__(self) -> None:
+        self._by_user: dict[int, dict[str, Connection]] = defaultdict(dict)
+        self._by_session: dict[str, dict[str, Connection]] = defaultdict(dict)
+        self.presence_listeners: list[Callable[[int, bool], None]] = []
+
+    def add(self, conn: Connection) -> bool:
+        """Register a socket; True when it is the user's first on this process."""
+        first = not self._by_user.get(conn.user_id)
+        self._by_user[conn.user_id][conn.socket_id] = conn
+        self._by_session[conn.session_id][conn.socket_id] = conn
+        return first
+
+    def remove(self, conn: Connection) -> bool:
+        """Unregister a socket; True when it was the user's last on this process."""
+        sockets = self._by_user.get(conn.user_id, {})
+        sockets.pop(conn.socket_id, None)
+        by_session = self._by_session.get(conn.session_id, {})
+        by_session.pop(conn.socket_id, None)
+        if not by_session:
+            self._by_session.pop(conn.session_id, None)
+        if not sockets:
+            self._by_user.pop(conn.user_id, None)
+            return True
+        return False
+
+    def is_online(self, user_id: int) -> bool:
+        return bool(self._by_user.get(user_id))
+
+    def online_users(self) -> set[int]:
+        return set(self._by_user)
+
+    def connection_count(self) -> int:
+        return sum(len(v) for v in self._by_user.values())
+
+    async def handle(self, event: Event) -> None:
+        """Deliver an event that came through the broker."""
+        for session_id in event.session_ids:
+            for conn in list(self._by_session.get(session_id, {}).values()):
+                conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
+        if not event.user_ids or not event.data:
+            return
+        frame = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
+        self.deliver(event.user_ids, frame, except_socket=event.except_socket)
+
+    def deliver(self, user_ids: tuple[int, ...] | list[int], frame: str, except_socket: str | None = None) -> None:
+        for user_id in user_ids:
+            for conn in list(self._by_user.get(user_id, {}).values()):
+                if conn.socket_id == except_socket:
+                    continue
+                if not conn.offer(frame):
+                    conn.close_soon(CLOSE_SLOW_CONSUMER, "slow consumer, resync")

@@ -1,0 +1,41 @@
+"""What actions need from the running process: database, broker, hub, clock, hashing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.lib.clock import Clock
+from app.lib.passwords import PasswordHashing, PasswordPolicy
+from app.lib.ratelimit import TokenBuckets
+from app.realtime.broker import Broker
+from app.realtime.events import Event
+from app.realtime.hub import Hub
+from app.store.db import Database
+
+
+@dataclass
+class Services:
+    config: Mapping[str, Any]
+    db: Database
+    broker: Broker
+    hub: Hub
+    clock: Clock
+    passwords: PasswordHashing
+    message_buckets: TokenBuckets
+    published: list[Event] = field(default_factory=list)  # filled only when recording
+
+    @property
+    def policy(self) -> PasswordPolicy:
+        return PasswordPolicy(
+            min_chars=self.config["PASSWORD_MIN_CHARS"],
+            max_chars=self.config["PASSWORD_MAX_CHARS"],
+            min_score=self.config["PASSWORD_MIN_SCORE"],
+        )
+
+    async def publish(self, event: Event) -> None:
+        """Hand an event to the broker. Call only after the transaction committed."""
+        if self.config.get("RECORD_EVENTS"):
+            self.published.append(event)
+        await self.broker.publish(event)

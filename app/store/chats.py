@@ -1,0 +1,324 @@
+"""Conversations, memberships and messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from app.lib.clock import as_utc
+from app.store.models import Conversation, Membership, Message, User
+from app.store.records import (
+    ConversationDetail,
+    ConversationSummary,
+    MemberRecord,
+    MessageRecord,
+)
+
+_Sender = aliased(User)
+_Reply = aliased(Message)
+_ReplySender = aliased(User)
+
+
+def _message_select() -> Select[Any]:
+    return (
+        select(Message, _Sender.display_name, _Reply.body, _ReplySender.display_name)
+        .outerjoin(_Sender, _Sender.id == Message.sender_id)
+        .outerjoin(_Reply, _Reply.id == Message.reply_to_id)
+        .outerjoin(_ReplySender, _ReplySender.id == _Reply.sender_id)
+    )
+
+
+def _to_record(row: Any) -> MessageRecord:
+    msg, sender_name, reply_body, reply_sender = row
+    return MessageRecord(
+        id=msg.id,
+        conversation_id=msg.conversation_id,
+        sender_id=msg.sender_id,
+        sender_name=sender_name or "",
+        kind=msg.kind,
+        body=msg.body,
+        created_at=as_utc(msg.created_at),
+        client_msg_id=msg.client_msg_id,
+        reply_to_id=msg.reply_to_id,
+        reply_sender_name=reply_sender,
+        reply_body=reply_body,
+    )
+
+
+def direct_key(a: int, b: int) -> str:
+    low, high = sorted((a, b))
+    return f"{low}:{high}"
+
+
+async def conversation_row(s: AsyncSession, conversation_id: int) -> Conversation | None:
+    return await s.get(Conversation, conversation_id)
+
+
+async def direct_conversation_id(s: AsyncSession, key: str) -> int | None:
+    return await s.scalar(select(Conversation.id).where(Conversation.direct_key == key))
+
+
+async def add_conversation(
+    s: AsyncSession, *, kind: str, title: str, key: str | None, created_by: int, now: datetime
+) -> Conversation:
+    row = Conversation(
+        kind=kind, title=title, direct_key=key, created_by=created_by, created_at=now,
+        last_message_id=0,
+    )
+    s.add(row)
+    await s.flush()
+    return row
+
+
+async def membership_row(
+    s: AsyncSession, conversation_id: int, user_id: int, *, include_left: bool = False
+) -> Membership | None:
+    stmt = select(Membership).where(
+        Membership.conversation_id == conversation_id, Membership.user_id == user_id
+    )
+    if not include_left:
+        stmt = stmt.where(Membership.left_at.is_(None))
+    return (await s.execute(stmt)).scalar_one_or_none()
+
+
+async def add_member(
+    s: AsyncSession, conversation_id: int, user_id: int, role: str, now: datetime, start_after: int
+) -> Membership:
+    """Add (or bring back) a member; their watermarks start at ``start_after``."""
+    row = await membership_row(s, conversation_id, user_id, include_left=True)
+    if row is None:
+        row = Membership(
+            conversation_id=conversation_id, user_id=user_id, role=role, joined_at=now,
+            last_read_id=start_after, last_delivered_id=start_after,
+        )
+        s.add(row)
+    else:
+        row.role, row.joined_at, row.left_at = role, now, None
+        row.last_read_id = max(row.last_read_id, start_after)
+        row.last_delivered_id = max(row.last_delivered_id, start_after)
+    await s.flush()
+    return row
+
+
+async def member_ids(s: AsyncSession, conversation_id: int) -> list[int]:
+    return list(
+        (
+            await s.execute(
+                select(Membership.user_id).where(
+                    Membership.conversation_id == conversation_id, Membership.left_at.is_(None)
+                )
+            )
+        ).scalars()
+    )
+
+
+async def conversation_detail(s: AsyncSession, conversation_id: int) -> ConversationDetail | None:
+    conv = await s.get(Conversation, conversation_id)
+    if conv is None:
+        return None
+    rows = await s.execute(
+        select(Membership, User)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.conversation_id == conversation_id, Membership.left_at.is_(None))
+        .order_by(User.display_name, User.id)
+    )
+    members = [
+        MemberRecord(
+            user_id=u.id, username=u.username, display_name=u.display_name,
+            department=u.department, job_title=u.job_title, role=m.role,
+            last_read_id=m.last_read_id, last_delivered_id=m.last_delivered_id, active=u.active,
+        )
+        for m, u in rows.all()
+    ]
+    return ConversationDetail(
+        id=conv.id, kind=conv.kind, title=conv.title, created_at=as_utc(conv.created_at),
+        last_message_id=conv.last_message_id, members=members,
+    )
+
+
+async def conversation_summaries(s: AsyncSession, user_id: int) -> list[ConversationSummary]:
+    """My conversations, the most recently active first, with preview and unread count."""
+    mine = aliased(Membership)
+    other = aliased(Membership)
+    other_user = aliased(User)
+    unread = (
+        select(func.count(Message.id))
+        .where(
+            Message.conversation_id == Conversation.id,
+            Message.id > mine.last_read_id,
+            Message.kind == "text",
+            Message.sender_id != user_id,
+        )
+        .correlate(Conversation, mine)
+        .scalar_subquery()
+    )
+    rows = await s.execute(
+        select(Conversation, mine.role, unread, other_user.id, other_user.display_name)
+        .join(mine, and_(mine.conversation_id == Conversation.id, mine.user_id == user_id))
+        .outerjoin(
+            other,
+            and_(
+                Conversation.kind == "direct",
+                other.conversation_id == Conversation.id,
+                other.user_id != user_id,
+            ),
+        )
+        .outerjoin(other_user, other_user.id == other.user_id)
+        .where(mine.left_at.is_(None))
+        .order_by(
+            case((Conversation.last_message_id > 0, Conversation.last_message_id), else_=0).desc(),
+            Conversation.id.desc(),
+        )
+    )
+    result = rows.all()
+    last_ids = [conv.last_message_id for conv, *_ in result if conv.last_message_id]
+    last: dict[int, MessageRecord] = {}
+    if last_ids:
+        for row in (await s.execute(_message_select().where(Message.id.in_(last_ids)))).all():
+            rec = _to_record(row)
+            last[rec.id] = rec
+    return [
+        ConversationSummary(
+            id=conv.id,
+            kind=conv.kind,
+            title=(other_name or "(former colleague)") if conv.kind == "direct" else conv.title,
+            my_role=role,
+            last_message=last.get(conv.last_message_id),
+            unread=int(count or 0),
+            other_user_id=other_id,
+        )
+        for conv, role, count, other_id, other_name in result
+    ]
+
+
+async def message_by_client_id(
+    s: AsyncSession, sender_id: int, client_msg_id: str
+) -> MessageRecord | None:
+    row = (
+        await s.execute(
+            _message_select().where(
+                Message.sender_id == sender_id, Message.client_msg_id == client_msg_id
+            )
+        )
+    ).first()
+    return _to_record(row) if row else None
+
+
+async def message_record(s: AsyncSession, message_id: int) -> MessageRecord | None:
+    row = (await s.execute(_message_select().where(Message.id == message_id))).first()
+    return _to_record(row) if row else None
+
+
+async def insert_message(
+    s: AsyncSession,
+    *,
+    conversation_id: int,
+    sender_id: int | None,
+    kind: str,
+    body: str,
+    client_msg_id: str | None,
+    reply_to_id: int | None,
+    now: datetime,
+) -> int:
+    """Insert a message and move the conversation's ``last_message_id``; return the id."""
+    msg = Message(
+        conversation_id=conversation_id, sender_id=sender_id, kind=kind, body=body,
+        client_msg_id=client_msg_id, reply_to_id=reply_to_id, created_at=now,
+    )
+    s.add(msg)
+    await s.flush()
+    await s.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.last_message_id < msg.id)
+        .values(last_message_id=msg.id)
+    )
+    return msg.id
+
+
+async def messages_page(
+    s: AsyncSession, conversation_id: int, *, before_id: int | None, limit: int
+) -> tuple[list[MessageRecord], bool]:
+    """Up to ``limit`` messages before ``before_id`` (newest page when None), oldest first,
+    and whether older ones exist. Keyset pagination on id."""
+    stmt = (
+        _message_select()
+        .where(Message.conversation_id == conversation_id)
+        .order_by(Message.id.desc())
+        .limit(limit + 1)
+    )
+    if before_id is not None:
+        stmt = stmt.where(Message.id < before_id)
+    rows = [_to_record(r) for r in (await s.execute(stmt)).all()]
+    has_more = len(rows) > limit
+    return list(reversed(rows[:limit])), has_more
+
+
+async def message_in_conversation(s: AsyncSession, message_id: int, conversation_id: int) -> bool:
+    return (
+        await s.scalar(
+            select(Message.id).where(
+                Message.id == message_id, Message.conversation_id == conversation_id
+            )
+        )
+    ) is not None
+
+
+async def messages_after(
+    s: AsyncSession, user_id: int, after_id: int, limit: int
+) -> list[MessageRecord]:
+    """Messages after ``after_id`` in the conversations the user is in now, oldest first."""
+    mine = (
+        select(Membership.conversation_id)
+        .where(Membership.user_id == user_id, Membership.left_at.is_(None))
+        .scalar_subquery()
+    )
+    stmt = (
+        _message_select()
+        .where(Message.id > after_id, Message.conversation_id.in_(mine))
+        .order_by(Message.id)
+        .limit(limit)
+    )
+    return [_to_record(r) for r in (await s.execute(stmt)).all()]
+
+
+async def raise_watermarks(
+    s: AsyncSession,
+    conversation_id: int,
+    user_id: int,
+    *,
+    read_id: int | None = None,
+    delivered_id: int | None = None,
+) -> bool:
+    """Move a member's read/delivered watermarks forward (never back). True if one moved."""
+    values: dict[str, Any] = {}
+    conds = []
+    if read_id is not None:
+        values["last_read_id"] = case(
+            (Membership.last_read_id < read_id, read_id), else_=Membership.last_read_id
+        )
+        conds.append(Membership.last_read_id < read_id)
+        # Read implies delivered.
+        delivered_id = max(delivered_id or 0, read_id)
+    if delivered_id is not None:
+        values["last_delivered_id"] = case(
+            (Membership.last_delivered_id < delivered_id, delivered_id),
+            else_=Membership.last_delivered_id,
+        )
+        conds.append(Membership.last_delivered_id < delivered_id)
+    if not values:
+        return False
+    result = await s.execute(
+        update(Membership)
+        .where(
+            Membership.conversation_id == conversation_id,
+            Membership.user_id == user_id,
+            Membership.left_at.is_(None),
+            or_(*conds),
+        )
+        .values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,105 @@
+"""Plain dataclasses that leave the store: templates and events never see ORM objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Staff:
+    id: int
+    username: str
+    display_name: str
+    department: str
+    job_title: str
+    role: str
+    active: bool
+    has_password: bool
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: str  # the SHA-256 of the cookie's session id
+    user_id: int
+    created_at: datetime
+    last_seen_at: datetime
+    user_agent: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    id: int
+    conversation_id: int
+    sender_id: int | None
+    sender_name: str
+    kind: str
+    body: str
+    created_at: datetime
+    client_msg_id: str | None
+    reply_to_id: int | None
+    reply_sender_name: str | None
+    reply_body: str | None
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    id: int
+    kind: str
+    title: str
+    my_role: str
+    last_message: MessageRecord | None
+    unread: int
+    other_user_id: int | None  # the other person, in a direct chat
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    user_id: int
+    username: str
+    display_name: str
+    department: str
+    job_title: str
+    role: str
+    last_read_id: int
+    last_delivered_id: int
+    active: bool
+
+
+@dataclass(frozen=True)
+class ConversationDetail:
+    id: int
+    kind: str
+    title: str
+    created_at: datetime
+    last_message_id: int
+    members: list[MemberRecord]
+
+    def member(self, user_id: int) -> MemberRecord | None:
+        return next((m for m in self.members if m.user_id == user_id), None)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    at: datetime
+    action: str
+    actor_id: int | None
+    actor_name: str
+    target_user_id: int | None
+    target_name: str | None
+    conversation_id: int | None
+    ip: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class InviteRecord:
+    purpose: str
+    user_id: int | None
+    expires_at: datetime

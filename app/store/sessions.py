@@ -1,0 +1,95 @@
+"""Server-side login sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.lib.clock import as_utc
+from app.store.models import AuthSession, User
+from app.store.records import SessionInfo
+
+
+def to_info(row: AuthSession) -> SessionInfo:
+    return SessionInfo(
+        id=row.id,
+        user_id=row.user_id,
+        created_at=as_utc(row.created_at),
+        last_seen_at=as_utc(row.last_seen_at),
+        user_agent=row.user_agent,
+        ip=row.ip,
+    )
+
+
+async def add_session(
+    s: AsyncSession, *, session_hash: str, user_id: int, now: datetime, user_agent: str, ip: str
+) -> None:
+    s.add(
+        AuthSession(
+            id=session_hash,
+            user_id=user_id,
+            created_at=now,
+            last_seen_at=now,
+            user_agent=user_agent[:300],
+            ip=ip[:64],
+        )
+    )
+    await s.flush()
+
+
+async def session_with_user(s: AsyncSession, session_hash: str) -> tuple[AuthSession, User] | None:
+    row = (
+        await s.execute(
+            select(AuthSession, User)
+            .join(User, User.id == AuthSession.user_id)
+            .where(AuthSession.id == session_hash)
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+async def touch_session(s: AsyncSession, session_hash: str, now: datetime) -> None:
+    await s.execute(
+        update(AuthSession).where(AuthSession.id == session_hash).values(last_seen_at=now)
+    )
+
+
+async def end_session(s: AsyncSession, session_hash: str, now: datetime, reason: str) -> bool:
+    result = await s.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_hash, AuthSession.ended_at.is_(None))
+        .values(ended_at=now, end_reason=reason)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def end_user_sessions(
+    s: AsyncSession, user_id: int, now: datetime, reason: str, *, keep: str | None = None
+) -> list[str]:
+    """End every open session of a user (but ``keep``); return the ended session hashes."""
+    stmt = select(AuthSession.id).where(
+        AuthSession.user_id == user_id, AuthSession.ended_at.is_(None)
+    )
+    if keep is not None:
+        stmt = stmt.where(AuthSession.id != keep)
+    ids = list((await s.execute(stmt)).scalars())
+    if ids:
+        await s.execute(
+            update(AuthSession)
+            .where(AuthSession.id.in_(ids))
+            .values(ended_at=now, end_reason=reason)
+        )
+    return ids
+
+
+async def open_sessions(s: AsyncSession, user_id: int) -> list[SessionInfo]:
+    rows = (
+        await s.execute(
+            select(AuthSession)
+            .where(AuthSession.user_id == user_id, AuthSession.ended_at.is_(None))
+            .order_by(AuthSession.last_seen_at.desc())
+        )
+    ).scalars()
+    return [to_info(r) for r in rows]

@@ -1,0 +1,130 @@
+"""Staff accounts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.store.models import User
+from app.store.records import Staff
+
+
+def to_staff(row: User) -> Staff:
+    return Staff(
+        id=row.id,
+        username=row.username,
+        display_name=row.display_name,
+        department=row.department,
+        job_title=row.job_title,
+        role=row.role,
+        active=row.active,
+        has_password=row.password_hash is not None,
+    )
+
+
+async def count_users(s: AsyncSession) -> int:
+    return int(await s.scalar(select(func.count()).select_from(User)) or 0)
+
+
+async def user_row(s: AsyncSession, user_id: int, *, for_update: bool = False) -> User | None:
+    stmt = select(User).where(User.id == user_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await s.execute(stmt)).scalar_one_or_none()
+
+
+async def user_row_by_username(s: AsyncSession, username: str) -> User | None:
+    return (
+        await s.execute(select(User).where(User.username == username.strip().lower()))
+    ).scalar_one_or_none()
+
+
+async def get_staff(s: AsyncSession, user_id: int) -> Staff | None:
+    row = await user_row(s, user_id)
+    return to_staff(row) if row else None
+
+
+async def staff_by_usernames(s: AsyncSession, usernames: list[str]) -> list[Staff]:
+    names = sorted({u.strip().lower() for u in usernames if u.strip()})
+    if not names:
+        return []
+    rows = (await s.execute(select(User).where(User.username.in_(names)))).scalars()
+    return [to_staff(r) for r in rows]
+
+
+async def add_user(
+    s: AsyncSession,
+    *,
+    username: str,
+    display_name: str,
+    department: str,
+    job_title: str,
+    role: str,
+    password_hash: str | None,
+    now: datetime,
+) -> User:
+    row = User(
+        username=username,
+        display_name=display_name,
+        department=department,
+        job_title=job_title,
+        role=role,
+        password_hash=password_hash,
+        active=True,
+        failed_logins=0,
+        created_at=now,
+    )
+    s.add(row)
+    await s.flush()
+    return row
+
+
+async def search_staff(
+    s: AsyncSession, query: str, *, limit: int = 50, include_inactive: bool = False
+) -> list[Staff]:
+    """Find staff by name, username, department or job title (case-insensitive)."""
+    stmt = select(User).order_by(User.display_name, User.id).limit(limit)
+    if not include_inactive:
+        stmt = stmt.where(User.active.is_(True))
+    words = query.split()
+    for word in words[:5]:
+        pattern = "%" + word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            or_(
+                func.lower(User.display_name).like(pattern, escape="\\"),
+                User.username.like(pattern, escape="\\"),
+                func.lower(User.department).like(pattern, escape="\\"),
+                func.lower(User.job_title).like(pattern, escape="\\"),
+            )
+        )
+    return [to_staff(r) for r in (await s.execute(stmt)).scalars()]
+
+
+async def clear_failures(s: AsyncSession, user_id: int) -> None:
+    await s.execute(update(User).where(User.id == user_id).values(failed_logins=0, locked_until=None))
+
+
+async def add_failure(s: AsyncSession, user_id: int) -> int:
+    """Count one more failed login in a row; return the new count."""
+    count = await s.scalar(
+        update(User)
+        .where(User.id == user_id)
+        .values(failed_logins=User.failed_logins + 1)
+        .returning(User.failed_logins)
+    )
+    return int(count or 0)
+
+
+async def lock_until(s: AsyncSession, user_id: int, until: datetime) -> None:
+    await s.execute(update(User).where(User.id == user_id).values(locked_until=until))
+
+
+async def active_admin_count(s: AsyncSession) -> int:
+    return int(
+        await s.scalar(
+            select(func.count()).select_from(User).where(User.role == "admin", User.active.is_(True))
+        )
+        or 0
+    )

@@ -1,0 +1,62 @@
+"""The HTML side: blueprints, quart-auth, the login rate limit, filters and error pages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from quart import Quart, request
+from quart_auth import QuartAuth
+from quart_rate_limiter import RateLimiter
+
+from app.lib.clock import as_utc
+from app.lib.text import preview, render_body
+from app.web.context import client_ip, current_actor
+from app.web.security import cookie_name, register_security
+
+
+async def _rate_key() -> str:
+    return client_ip()
+
+
+def register_web(app: Quart) -> None:
+    app.config["QUART_AUTH_COOKIE_NAME"] = cookie_name(app, "medchat_session")
+    app.config["QUART_AUTH_COOKIE_SECURE"] = app.config["COOKIE_SECURE"]
+    app.config["QUART_AUTH_COOKIE_SAMESITE"] = "Lax"
+    app.config["QUART_AUTH_COOKIE_HTTP_ONLY"] = True
+    # The signed cookie outlives nothing: the session row decides; this is only a ceiling.
+    app.config["QUART_AUTH_DURATION"] = app.config["SESSION_MAX_SECONDS"]
+    app.config["QUART_AUTH_SALT"] = "medchat session"
+    QuartAuth(app)
+
+    store = None
+    if app.config.get("REDIS_URL"):
+        from quart_rate_limiter.redis_store import RedisStore
+
+        store = RedisStore(app.config["REDIS_URL"])
+    RateLimiter(app, key_function=_rate_key, store=store, enabled=app.config.get("RATE_LIMIT_ENABLED", True))
+
+    register_security(app)
+
+    zone = ZoneInfo(app.config["DISPLAY_TIMEZONE"])
+
+    def local(value: datetime) -> datetime:
+        return as_utc(value).astimezone(zone)
+
+    app.jinja_env.filters["render_body"] = render_body
+    app.jinja_env.filters["preview"] = preview
+    app.jinja_env.filters["hhmm"] = lambda v: local(v).strftime("%H:%M")
+    app.jinja_env.filters["day"] = lambda v: local(v).strftime("%A %d %B %Y")
+    app.jinja_env.filters["stamp"] = lambda v: local(v).strftime("%Y-%m-%d %H:%M:%S %Z")
+    app.jinja_env.globals["me"] = current_actor
+    app.jinja_env.globals["request"] = request
+
+    from app.web.admin import bp as admin_bp
+    from app.web.auth import bp as auth_bp
+    from app.web.chats import bp as chats_bp
+    from app.web.errors import register_errors
+    from app.web.pwa import bp as pwa_bp
+
+    for bp in (auth_bp, chats_bp, admin_bp, pwa_bp):
+        app.register_blueprint(bp)
+    register_errors(app)

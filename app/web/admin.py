@@ -1,0 +1,144 @@
+"""Administrators: staff accounts (create, invite, deactivate, reset, role) and the audit log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from quart import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from werkzeug.exceptions import NotFound
+
+from app.actions import accounts
+from app.actions.accounts import StaffFields
+from app.actions.errors import ActionError
+from app.web.context import actor, admin_required, svc
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+AUDIT_ACTIONS = (
+    "login", "login_failed", "account_locked", "logout", "session_expired", "session_revoked",
+    "sessions_revoked", "rate_limited", "csrf_refused", "setup_link_issued", "account_created",
+    "password_set", "password_reset", "account_deactivated", "account_reactivated",
+    "role_changed", "group_created", "group_renamed", "member_added", "member_removed",
+    "member_left",
+)
+
+
+def _link(path: str) -> str:
+    base = current_app.config.get("PUBLIC_URL") or request.host_url.rstrip("/")
+    return base.rstrip("/") + path
+
+
+@bp.get("/staff")
+@admin_required
+async def staff_list() -> str:
+    query = request.args.get("q", "")[:100]
+    people = await accounts.directory(svc(), query, include_inactive=True, limit=500)
+    pending = await accounts.pending_invites(svc())
+    return await render_template("admin/staff.html", people=people, pending=pending, q=query, error=None, values={})
+
+
+@bp.post("/staff")
+@admin_required
+async def create_staff() -> str | tuple[str, int]:
+    form = await request.form
+    values = {k: form.get(k, "")[:200] for k in ("username", "display_name", "department", "job_title", "role")}
+    try:
+        user, token = await accounts.do_create_staff(svc(), actor(), StaffFields(**values))
+    except ActionError as exc:
+        if exc.status != 400:
+            raise
+        people = await accounts.directory(svc(), "", include_inactive=True, limit=500)
+        pending = await accounts.pending_invites(svc())
+        return await render_template("admin/staff.html", people=people, pending=pending, q="", error=exc.message, values=values), 400
+    link = _link(url_for("auth.invite", token=token))
+    return await render_template("admin/invite_link.html", user=user, link=link, purpose="invite", hours=current_app.config["INVITE_HOURS"])
+
+
+async def _target(user_id: int) -> object:
+    user = await accounts.get_staff(svc(), user_id)
+    if user is None:
+        raise NotFound("No such account.")
+    return user
+
+
+@bp.get("/staff/<int:user_id>")
+@admin_required
+async def staff_detail(user_id: int) -> str:
+    user = await _target(user_id)
+    pending = await accounts.pending_invites(svc())
+    return await render_template("admin/staff_detail.html", user=user, pending=pending.get(user_id), error=request.args.get("error"))
+
+
+async def _account_change(user_id: int, change: str, role: str = "") -> Response | tuple[str, int]:
+    await _target(user_id)
+    try:
+        if change == "deactivate":
+            await accounts.do_set_active(svc(), actor(), user_id, False)
+        elif change == "reactivate":
+            await accounts.do_set_active(svc(), actor(), user_id, True)
+        else:
+            await accounts.do_change_role(svc(), actor(), user_id, role)
+    except ActionError as exc:
+        if exc.status != 400:
+            raise
+        user = await _target(user_id)
+        pending = await accounts.pending_invites(svc())
+        return await render_template("admin/staff_detail.html", user=user, pending=pending.get(user_id), error=exc.message), 400
+    return redirect(url_for("admin.staff_detail", user_id=user_id), 303)
+
+
+@bp.post("/staff/<int:user_id>/deactivate")
+@admin_required
+async def deactivate(user_id: int) -> Response | tuple[str, int]:
+    return await _account_change(user_id, "deactivate")
+
+
+@bp.post("/staff/<int:user_id>/reactivate")
+@admin_required
+async def reactivate(user_id: int) -> Response | tuple[str, int]:
+    return await _account_change(user_id, "reactivate")
+
+
+@bp.post("/staff/<int:user_id>/role")
+@admin_required
+async def change_role(user_id: int) -> Response | tuple[str, int]:
+    form = await request.form
+    return await _account_change(user_id, "role", form.get("role", "")[:16])
+
+
+@bp.post("/staff/<int:user_id>/reset")
+@admin_required
+async def reset(user_id: int) -> str:
+    await _target(user_id)
+    user, token = await accounts.do_reset_password(svc(), actor(), user_id)
+    link = _link(url_for("auth.invite", token=token))
+    return await render_template("admin/invite_link.html", user=user, link=link, purpose="reset", hours=current_app.config["INVITE_HOURS"])
+
+
+def _date_arg(name: str) -> datetime | None:
+    raw = request.args.get(name, "")
+    if not raw:
+        return None
+    try:
+        return datetime.strptime(raw[:10], "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+@bp.get("/audit")
+@admin_required
+async def audit() -> str:
+    action = request.args.get("action", "")
+    if action not in AUDIT_ACTIONS:
+        action = ""
+    before = request.args.get("before", "")
+    since, until = _date_arg("since"), _date_arg("until")
+    if until is not None:
+        from datetime import timedelta
+
+        until += timedelta(days=1)
+    rows = await accounts.audit_entries(
+        svc(), actor(), action=action or None, username=request.args.get("user", "")[:64] or None,
+        since=since, until=until, before_id=int(before) if before.isdigit() and len(before) < 19 else None,
+    )
+    return await render_template("admin/audit.html", rows=rows, actions=AUDIT_ACTIONS, args=request.args)

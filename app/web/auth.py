@@ -1,0 +1,121 @@
+"""Login, logout, the first-administrator setup link, invite links, my sessions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from quart import Blueprint, Response, g, redirect, render_template, request, url_for
+from quart_auth import AuthUser, login_user, logout_user
+from quart_rate_limiter import rate_limit
+
+from app.actions import accounts, auth
+from app.actions.accounts import StaffFields
+from app.actions.errors import ActionError, LoginFailed
+from app.web.context import actor, client_ip, current_actor, login_required, safe_next, svc
+
+bp = Blueprint("auth", __name__)
+
+
+@bp.get("/")
+async def index() -> Response:
+    return redirect(url_for("chats.chat_list") if current_actor() else url_for("auth.login_form"))
+
+
+@bp.get("/login")
+async def login_form() -> str | Response:
+    if current_actor():
+        return redirect(safe_next(request.args.get("next")))
+    return await render_template("auth/login.html", next=safe_next(request.args.get("next")), error=None, username="")
+
+
+@bp.post("/login")
+@rate_limit(10, timedelta(minutes=1))  # per client address; the per-account lockout is in do_login
+async def login_submit() -> str | Response | tuple[str, int]:
+    form = await request.form
+    username = form.get("username", "")[:64]
+    target = safe_next(form.get("next"))
+    try:
+        done = await auth.do_login(svc(), username, form.get("password", "")[:1024], client_ip(), request.headers.get("User-Agent", ""))
+    except LoginFailed as exc:
+        return await render_template("auth/login.html", next=target, error=exc.message, username=username), 400
+    # A new random session id at every login; the old cookie (if any) is simply replaced.
+    login_user(AuthUser(done.token))
+    return redirect(target, 303)
+
+
+@bp.post("/logout")
+async def logout() -> Response:
+    who = current_actor()
+    if who is not None:
+        await auth.do_logout(svc(), who)
+    logout_user()
+    g.clear_site_data = True
+    return redirect(url_for("auth.login_form", bye=1), 303)
+
+
+@bp.route("/setup/<token>", methods=["GET", "POST"])
+async def setup(token: str) -> str | Response | tuple[str, int]:
+    if not await accounts.setup_link_valid(svc(), token):
+        return await render_template("errors/error.html", status=404, title="Link not valid", message="This setup link has been used or has expired. Run ./start.sh again to print a new one while no account exists."), 404
+    values = {"username": "", "display_name": "", "department": "", "job_title": ""}
+    error = None
+    if request.method == "POST":
+        form = await request.form
+        values = {k: form.get(k, "")[:200] for k in values}
+        password = form.get("password", "")[:1024]
+        if password != form.get("password2", "")[:1024]:
+            error = "The two passwords differ."
+        else:
+            try:
+                await accounts.do_setup_admin(svc(), token, StaffFields(**values), password, client_ip())
+            except ActionError as exc:
+                error = exc.message
+            else:
+                return redirect(url_for("auth.login_form", welcome=1), 303)
+    return await render_template("auth/setup.html", token=token, values=values, error=error), (400 if error else 200)
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+async def invite(token: str) -> str | Response | tuple[str, int]:
+    user = await accounts.invite_for(svc(), token)
+    if user is None:
+        return await render_template("errors/error.html", status=404, title="Link not valid", message="This link has been used or has expired. Ask an administrator for a new one."), 404
+    error = None
+    if request.method == "POST":
+        form = await request.form
+        password = form.get("password", "")[:1024]
+        if password != form.get("password2", "")[:1024]:
+            error = "The two passwords differ."
+        else:
+            try:
+                await accounts.do_accept_invite(svc(), token, password, client_ip())
+            except ActionError as exc:
+                error = exc.message
+            else:
+                return redirect(url_for("auth.login_form", welcome=1), 303)
+    return await render_template("auth/invite.html", token=token, user=user, error=error), (400 if error else 200)
+
+
+@bp.get("/account/sessions")
+@login_required
+async def sessions() -> str:
+    mine = await auth.my_sessions(svc(), actor().user.id)
+    return await render_template("auth/sessions.html", sessions=mine, current=actor().session_id, ended=request.args.get("ended"))
+
+
+@bp.post("/account/sessions/end-others")
+@login_required
+async def end_other_sessions() -> Response:
+    count = await auth.do_end_other_sessions(svc(), actor())
+    return redirect(url_for("auth.sessions", ended=count), 303)
+
+
+@bp.post("/account/sessions/<session_id>/end")
+@login_required
+async def end_session(session_id: str) -> Response:
+    await auth.do_end_session(svc(), actor(), session_id[:64])
+    if session_id == actor().session_id:
+        logout_user()
+        g.clear_site_data = True
+        return redirect(url_for("auth.login_form", bye=1), 303)
+    return redirect(url_for("auth.sessions", ended=1), 303)

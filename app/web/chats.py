@@ -1,0 +1,169 @@
+"""The chat list, the directory, conversations and their forms (no JavaScript needed)."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from werkzeug.exceptions import BadRequest
+
+from app.actions import accounts, chats
+from app.actions.errors import ActionError, NotFound
+from app.lib.tokens import new_client_msg_id
+from app.web.context import actor, login_required, svc
+
+bp = Blueprint("chats", __name__)
+
+
+def _int_arg(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest(f"{name} must be a positive whole number.")
+    return int(raw)
+
+
+@bp.get("/chats")
+@login_required
+async def chat_list() -> str:
+    convs = await chats.list_conversations(svc(), actor().user)
+    unread_total = sum(c.unread for c in convs)
+    return await render_template("chats/list.html", conversations=convs, unread_total=unread_total)
+
+
+@bp.get("/directory")
+@login_required
+async def directory() -> str:
+    query = request.args.get("q", "")[:100]
+    people = await accounts.directory(svc(), query)
+    return await render_template("chats/directory.html", people=people, q=query)
+
+
+@bp.post("/chats/direct")
+@login_required
+async def open_direct() -> Response:
+    form = await request.form
+    conv_id = await chats.do_open_direct(svc(), actor(), form.get("username", "")[:64])
+    return redirect(url_for("chats.conversation", conversation_id=conv_id, _anchor="bottom"), 303)
+
+
+@bp.get("/chats/new-group")
+@login_required
+async def new_group() -> str:
+    query = request.args.get("q", "")[:100]
+    people = [p for p in await accounts.directory(svc(), query, limit=200) if p.id != actor().user.id]
+    return await render_template("chats/new_group.html", people=people, q=query, error=None, title="", chosen=set())
+
+
+@bp.post("/chats/group")
+@login_required
+async def create_group() -> Response | tuple[str, int]:
+    form = await request.form
+    title = form.get("title", "")[:500]
+    members = [m[:64] for m in form.getlist("members")][: current_app.config["GROUP_MAX_MEMBERS"] + 1]
+    try:
+        conv_id = await chats.do_create_group(svc(), actor(), title, members)
+    except ActionError as exc:
+        if exc.status != 400:
+            raise
+        people = [p for p in await accounts.directory(svc(), "", limit=200) if p.id != actor().user.id]
+        return await render_template("chats/new_group.html", people=people, q="", error=exc.message, title=title, chosen=set(members)), 400
+    return redirect(url_for("chats.conversation", conversation_id=conv_id, _anchor="bottom"), 303)
+
+
+async def _conversation_page(conversation_id: int, *, body: str = "", client_msg_id: str | None = None, error: str | None = None, reply_to: int | None = None) -> str:
+    before = _int_arg("before")
+    auto = request.args.get("auto") == "1"
+    view = await chats.view_conversation(svc(), actor(), conversation_id, before_id=before, mark_read=not auto and error is None)
+    reply = None
+    if reply_to is None:
+        reply_to = _int_arg("reply_to")
+    if reply_to is not None:
+        try:
+            reply = await chats.message_for(svc(), actor().user, conversation_id, reply_to)
+        except NotFound:
+            reply = None
+    return await render_template(
+        "chats/conversation.html", view=view, body=body, error=error, reply=reply,
+        client_msg_id=client_msg_id or new_client_msg_id(), before=before,
+        refresh=current_app.config["NOSCRIPT_REFRESH_SECONDS"],
+    )
+
+
+@bp.get("/chats/<int:conversation_id>")
+@login_required
+async def conversation(conversation_id: int) -> str:
+    return await _conversation_page(conversation_id)
+
+
+@bp.post("/chats/<int:conversation_id>/messages")
+@login_required
+async def send_message(conversation_id: int) -> Response | tuple[str, int]:
+    form = await request.form
+    body = form.get("body", "")
+    client_msg_id = form.get("client_msg_id", "")[:64]
+    raw_reply = form.get("reply_to", "")
+    reply_to = int(raw_reply) if raw_reply.isdigit() and len(raw_reply) < 19 else None
+    try:
+        await chats.do_send_message(svc(), actor(), conversation_id, body, client_msg_id, reply_to)
+    except ActionError as exc:
+        if exc.status != 400:
+            raise
+        # Show the form again with what was typed and the same client_msg_id.
+        keep_id = client_msg_id if exc.code != "bad_client_msg_id" else None
+        page = await _conversation_page(conversation_id, body=body[: current_app.config["MESSAGE_MAX_CHARS"] * 2], client_msg_id=keep_id, error=exc.message, reply_to=reply_to)
+        return page, 400
+    return redirect(url_for("chats.conversation", conversation_id=conversation_id, _anchor="bottom"), 303)
+
+
+@bp.get("/chats/<int:conversation_id>/info")
+@login_required
+async def info(conversation_id: int) -> str:
+    return await _info_page(conversation_id, None)
+
+
+async def _info_page(conversation_id: int, error: str | None) -> str:
+    detail = await chats.conversation_detail(svc(), actor().user, conversation_id)
+    return await render_template("chats/info.html", detail=detail, mine=detail.member(actor().user.id), error=error)
+
+
+@bp.post("/chats/<int:conversation_id>/rename")
+@login_required
+async def rename(conversation_id: int) -> Response:
+    form = await request.form
+    try:
+        await chats.do_rename_group(svc(), actor(), conversation_id, form.get("title", "")[:500])
+    except ActionError as exc:
+        if exc.status != 400:
+            raise
+        return await _info_page(conversation_id, exc.message), 400  # type: ignore[return-value]
+    return redirect(url_for("chats.info", conversation_id=conversation_id), 303)
+
+
+@bp.post("/chats/<int:conversation_id>/members")
+@login_required
+async def add_members(conversation_id: int) -> Response:
+    form = await request.form
+    names = [n for raw in form.getlist("username") for n in raw.replace(",", " ").split()][:200]
+    try:
+        await chats.do_add_members(svc(), actor(), conversation_id, names)
+    except ActionError as exc:
+        if exc.status != 400:
+            raise
+        return await _info_page(conversation_id, exc.message), 400  # type: ignore[return-value]
+    return redirect(url_for("chats.info", conversation_id=conversation_id), 303)
+
+
+@bp.post("/chats/<int:conversation_id>/members/<int:user_id>/remove")
+@login_required
+async def remove_member(conversation_id: int, user_id: int) -> Response:
+    await chats.do_remove_member(svc(), actor(), conversation_id, user_id)
+    if user_id == actor().user.id:
+        return redirect(url_for("chats.chat_list"), 303)
+    return redirect(url_for("chats.info", conversation_id=conversation_id), 303)
+
+
+@bp.post("/chats/<int:conversation_id>/leave")
+@login_required
+async def leave(conversation_id: int) -> Response:
+    await chats.do_leave_group(svc(), actor(), conversation_id)
+    return redirect(url_for("chats.chat_list"), 303)

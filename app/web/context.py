@@ -1,0 +1,71 @@
+"""What a request handler needs: the services, who is calling, and the login guard."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar, cast
+
+from quart import current_app, g, redirect, request, url_for
+from werkzeug.exceptions import Forbidden
+
+from app.actions import Actor
+from app.services import Services
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def svc() -> Services:
+    return cast(Services, current_app.extensions["medchat"])
+
+
+def client_ip() -> str:
+    """The peer's address; X-Forwarded-For only counts behind a configured trusted proxy."""
+    hops = int(current_app.config["TRUSTED_PROXY_COUNT"])
+    if hops > 0:
+        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
+    return request.remote_addr or ""
+
+
+def actor() -> Actor:
+    """The logged-in caller (only inside ``login_required`` views)."""
+    return cast(Actor, g.actor)
+
+
+def current_actor() -> Actor | None:
+    return cast(Actor | None, g.get("actor"))
+
+
+def login_required(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[Any]]:
+    """Send anonymous visitors to the login page, coming back here afterwards."""
+
+    @wraps(func)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+        if g.get("actor") is None:
+            target = request.full_path if request.method == "GET" else "/chats"
+            return redirect(url_for("auth.login_form", next=target.rstrip("?")), 303)
+        return await func(*args, **kwargs)
+
+    return wrapper
+
+
+def admin_required(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[Any]]:
+    @wraps(func)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+        if g.get("actor") is None:
+            return redirect(url_for("auth.login_form", next=request.full_path.rstrip("?")), 303)
+        if not cast(Actor, g.actor).user.is_admin:
+            raise Forbidden("Only administrators can open this page.")
+        return await func(*args, **kwargs)
+
+    return wrapper
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to go to after login; anything else becomes /chats."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/chats"

@@ -1,0 +1,135 @@
+"""Sessions, CSRF, origin checks, HTTPS redirect and the headers every response carries."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from quart import Quart, Response, current_app, g, redirect, request
+from quart_auth import current_user, logout_user
+from werkzeug.exceptions import Forbidden
+
+from app.actions import Actor
+from app.actions.auth import resolve_session
+from app.lib.tokens import keyed_digest, same
+from app.web.context import client_ip, svc
+
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; manifest-src 'self'; worker-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+PERMISSIONS = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
+
+
+def cookie_name(app: Quart, base: str) -> str:
+    """``__Host-`` names need Secure, path / and no domain: the browser enforces all three."""
+    return f"__Host-{base}" if app.config["COOKIE_SECURE"] else base
+
+
+def csrf_token() -> str:
+    """The token forms carry: an HMAC of a random per-browser seed and the session."""
+    seed = g.get("csrf_seed")
+    if seed is None:
+        seed = request.cookies.get(cookie_name(current_app, "medchat_csrf")) or ""
+        if len(seed) < 32:
+            seed = secrets.token_urlsafe(32)
+            g.csrf_new_seed = seed
+        g.csrf_seed = seed
+    session = g.actor.session_id if g.get("actor") else ""
+    return keyed_digest(current_app.config["SECRET_KEY"], "csrf", seed, session)
+
+
+def _origin_ok() -> bool:
+    """Trust Sec-Fetch-Site first (browsers send ``Origin: null`` under no-referrer)."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site == "same-origin"
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser, or a very old one: the token still has to match
+    own = f"{request.scheme}://{request.host}"
+    return origin == own or origin in current_app.config["ALLOWED_ORIGINS"]
+
+
+async def check_csrf() -> None:
+    if request.method not in UNSAFE_METHODS:
+        return
+    if not _origin_ok():
+        await _refuse("cross-site request")
+    form = await request.form
+    sent = form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
+    seed = request.cookies.get(cookie_name(current_app, "medchat_csrf")) or ""
+    if len(seed) < 32 or not same(sent, csrf_token()):
+        await _refuse("bad or missing CSRF token")
+
+
+async def _refuse(reason: str) -> None:
+    from app.actions.accounts import record_audit
+
+    who = g.actor.user if g.get("actor") else None
+    await record_audit(svc(), "csrf_refused", actor_id=who.id if who else None, actor_name=who.username if who else "", ip=client_ip(), detail=f"{request.method} {request.path}: {reason}"[:200])
+    raise Forbidden("This form has expired or did not come from MedChat. Go back, reload the page and try again.")
+
+
+async def load_session() -> None:
+    """Find the server-side session behind quart-auth's cookie, or forget the cookie."""
+    g.actor = None
+    token = current_user.auth_id
+    if not token:
+        return
+    # An automatic no-JS refresh is not the person being there: it must not hold off the idle timeout.
+    resolved = await resolve_session(svc(), token, activity=request.args.get("auto") != "1")
+    if resolved is None:
+        logout_user()
+        g.session_ended = True
+        return
+    g.actor = Actor(user=resolved.user, session_id=resolved.session_id, ip=client_ip())
+
+
+def https_redirect() -> Any:
+    port = current_app.config["HTTPS_REDIRECT_PORT"]
+    if port and request.scheme == "http" and request.path != "/healthz":
+        host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+        suffix = "" if int(port) == 443 else f":{port}"
+        return redirect(f"https://{host}{suffix}{request.full_path.rstrip('?')}", 308)
+    return None
+
+
+async def add_headers(response: Response) -> Response:
+    h = response.headers
+    h["Content-Security-Policy"] = CSP
+    h["X-Content-Type-Options"] = "nosniff"
+    h["X-Frame-Options"] = "DENY"
+    h["Referrer-Policy"] = "no-referrer"
+    h["Permissions-Policy"] = PERMISSIONS
+    h["Cross-Origin-Opener-Policy"] = "same-origin"
+    h["Cross-Origin-Resource-Policy"] = "same-origin"
+    if request.is_secure:
+        h["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+    if request.path.startswith("/static/"):
+        h.setdefault("Cache-Control", "no-cache")
+    else:
+        # Authenticated pages hold clinical text; the rest is cheap to re-fetch.
+        h["Cache-Control"] = "no-store"
+        h["Pragma"] = "no-cache"
+    seed = g.get("csrf_new_seed")
+    if seed:
+        response.set_cookie(
+            cookie_name(current_app, "medchat_csrf"), seed, path="/", secure=current_app.config["COOKIE_SECURE"],
+            httponly=True, samesite="Lax",
+        )
+    elif g.get("session_ended") or g.get("clear_site_data"):
+        # Not on a response that also plants a fresh CSRF seed: the browser would drop it.
+        h["Clear-Site-Data"] = '"cache", "cookies", "storage"'
+    return response
+
+
+def register_security(app: Quart) -> None:
+    app.before_request(https_redirect)
+    app.before_request(load_session)
+    app.before_request(check_csrf)
+    app.after_request(add_headers)
+    app.jinja_env.globals["csrf_token"] = csrf_token

@@ -1,0 +1,213 @@
+"""Fixtures: ``app`` (its own database each test), ``client``, ``login_as``, ``clock``, ``events``.
+
+The suite runs on SQLite always and on PostgreSQL when MEDCHAT_TEST_DATABASE_URL is set
+(a URL to an existing server and database the tests may use to create others).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from quart import Quart
+from quart.typing import TestClientProtocol
+
+from app import create_app
+from app.actions.accounts import StaffFields, create_user_with_password
+from app.lib.clock import FrozenClock
+from app.realtime.events import Event
+from app.services import Services
+from app.store.db import Database
+
+PASSWORD = "correct horse battery staple"
+PG_URL = os.environ.get("MEDCHAT_TEST_DATABASE_URL")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_kind" in metafunc.fixturenames:
+        kinds = ["sqlite"] + (["postgresql"] if PG_URL else [])
+        metafunc.parametrize("database_kind", kinds, scope="session")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once; each test copies it."""
+    path = tmp_path_factory.mktemp("template") / "medchat.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+
+    async def build() -> None:
+        await db.upgrade_to_head()
+        await db.dispose()
+
+    asyncio.run(build())
+    return path
+
+
+def _pg_admin(url: str) -> tuple[str, str]:
+    """Split a PostgreSQL URL into (server URL without database, database name)."""
+    base, _, name = url.rpartition("/")
+    return base, name
+
+
+async def _pg_exec(url: str, *statements: str) -> None:
+    import asyncpg
+
+    raw = url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(raw)
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> str | None:
+    """A PostgreSQL template database migrated to head once; each test clones it."""
+    if not PG_URL:
+        return None
+    base, admin_db = _pg_admin(PG_URL)
+    name = f"medchat_tpl_{os.getpid()}"
+
+    async def build() -> None:
+        await _pg_exec(PG_URL, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
+        db = Database(f"{base}/{name}")
+        await db.upgrade_to_head()
+        await db.dispose()
+
+    asyncio.run(build())
+    yield name  # type: ignore[misc]
+    asyncio.run(_pg_exec(PG_URL, f'DROP DATABASE IF EXISTS "{name}"'))
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Any:
+    kind = request.getfixturevalue("database_kind") if "database_kind" in request.fixturenames else "sqlite"
+    if kind == "sqlite":
+        target = tmp_path / "medchat.db"
+        shutil.copy(sqlite_template, target)
+        yield f"sqlite+aiosqlite:///{target}"
+        return
+    template = request.getfixturevalue("pg_template")
+    assert PG_URL and template
+    base, _ = _pg_admin(PG_URL)
+    name = "medchat_t_" + uuid.uuid4().hex[:12]
+    asyncio.run(_pg_exec(PG_URL, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield f"{base}/{name}"
+    asyncio.run(_pg_exec(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def app_config(tmp_path: Path, database_url: str, clock: FrozenClock) -> dict[str, Any]:
+    """The dict handed to create_app; a test may change it before asking for ``app``."""
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-" + "x" * 40,
+        "DATABASE_URL": database_url,
+        "CLOCK": clock,
+        "RECORD_EVENTS": True,
+        "MIGRATE_ON_START": False,
+    }
+
+
+@pytest.fixture
+async def app(app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Quart]:
+    monkeypatch.setenv("MEDCHAT_INSTANCE_PATH", str(tmp_path / "instance"))
+    application = create_app(app_config)
+    async with application.test_app() as test_app:
+        yield test_app.app  # type: ignore[misc]
+
+
+@pytest.fixture
+def svc(app: Quart) -> Services:
+    services: Services = app.extensions["medchat"]
+    return services
+
+
+@pytest.fixture
+def events(svc: Services) -> list[Event]:
+    """What actions published during the test (cleared at the start)."""
+    svc.published.clear()
+    return svc.published
+
+
+class Client:
+    """Quart's test client, always over https (Secure cookies), with form helpers."""
+
+    def __init__(self, app: Quart) -> None:
+        self.app = app
+        self.raw: TestClientProtocol = app.test_client()
+
+    async def get(self, path: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("scheme", "https")
+        return await self.raw.get(path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("scheme", "https")
+        return await self.raw.post(path, **kwargs)
+
+    async def csrf(self, path: str = "/login") -> str:
+        """Fetch a page and return the CSRF token its first form carries."""
+        response = await self.get(path)
+        html = await response.get_data(as_text=True)
+        match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        assert match, f"no csrf_token on {path}"
+        return match.group(1)
+
+    async def submit(self, path: str, data: dict[str, Any] | None = None, *, page: str | None = None, **kwargs: Any) -> Any:
+        """POST a form the way a browser would: with the token of ``page`` (default /chats)."""
+        token = await self.csrf(page or "/chats")
+        form = dict(data or {})
+        form.setdefault("csrf_token", token)
+        return await self.post(path, form=form, **kwargs)
+
+    async def login(self, username: str, password: str = PASSWORD) -> Any:
+        return await self.submit("/login", {"username": username, "password": password}, page="/login")
+
+
+@pytest.fixture
+def client(app: Quart) -> Client:
+    return Client(app)
+
+
+@pytest.fixture
+def make_user(svc: Services) -> Callable[..., Awaitable[Any]]:
+    async def make(username: str, display_name: str | None = None, *, admin: bool = False, department: str = "Cardiology", job_title: str = "Nurse", password: str = PASSWORD) -> Any:
+        fields = StaffFields(username, display_name or username.title(), department, job_title, "admin" if admin else "member")
+        return await create_user_with_password(svc, fields, password)
+
+    return make
+
+
+@pytest.fixture
+def login_as(app: Quart, make_user: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Client]]:
+    """Create (if needed) and log in a user in a fresh client; return the client."""
+
+    async def login(username: str, *, admin: bool = False, display_name: str | None = None) -> Client:
+        from app.actions.accounts import get_staff  # noqa: F401
+
+        svc_: Services = app.extensions["medchat"]
+        async with svc_.db.reading() as s:
+            from app.store.staff import user_row_by_username
+
+            exists = await user_row_by_username(s, username) is not None
+        if not exists:
+            await make_user(username, display_name, admin=admin)
+        c = Client(app)
+        response = await c.login(username)
+        assert response.status_code == 303, await response.get_data(as_text=True)
+        return c
+
+    return login
