@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Run the test suite: ./test.sh [pytest arguments]
+#
+# Sets up .venv with requirements-dev.txt (skipped when unchanged), then runs pytest.
+# The suite always runs on SQLite; with MEDCHAT_TEST_DATABASE_URL set (see
+# scripts/test-services.sh) it runs on PostgreSQL too. Lint and type checks live in .ci/run.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+scripts/ensure-venv.sh requirements-dev.txt
+exec .venv/bin/pytest "$@"
