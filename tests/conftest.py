@@ -171,7 +171,9 @@ class Client:
         token = await self.csrf(page or "/chats")
         form = dict(data or {})
         form.setdefault("csrf_token", token)
-        return await self.post(path, form=form, **kwargs)
+        # A list value is a repeated field (``members=a&members=b``), as a browser sends it.
+        pairs = [(k, item) for k, v in form.items() for item in (v if isinstance(v, list | tuple) else [v])]
+        return await self.post(path, form=pairs, **kwargs)
 
     async def login(self, username: str, password: str = PASSWORD) -> Any:
         return await self.submit("/login", {"username": username, "password": password}, page="/login")
