@@ -82,7 +82,10 @@ async def do_issue_setup_link(svc: Services) -> str | None:
 
 
 async def setup_link_valid(svc: Services, token: str) -> bool:
+    """Tell whether a setup link can still create the first administrator (none exists yet)."""
     async with svc.db.reading() as s:
+        if await staff.count_users(s):
+            return False
         return await invites.usable_invite(s, token_hash(token), ("setup",), svc.clock.now()) is not None
 
 

@@ -69,6 +69,8 @@ async def setup(token: str) -> str | Response | tuple[str, int]:
             try:
                 await accounts.do_setup_admin(svc(), token, StaffFields(**values), password, client_ip())
             except ActionError as exc:
+                if exc.status != 400:
+                    raise  # the link died meanwhile: 404, not a form error
                 error = exc.message
             else:
                 return redirect(url_for("auth.login_form", welcome=1), 303)
@@ -90,6 +92,8 @@ async def invite(token: str) -> str | Response | tuple[str, int]:
             try:
                 await accounts.do_accept_invite(svc(), token, password, client_ip())
             except ActionError as exc:
+                if exc.status != 400:
+                    raise  # the link died meanwhile: 404, not a form error
                 error = exc.message
             else:
                 return redirect(url_for("auth.login_form", welcome=1), 303)
