@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from quart import Quart, request
 from quart_auth import QuartAuth
 from quart_rate_limiter import RateLimiter
+from werkzeug.routing import IntegerConverter
 
 from app.lib.clock import as_utc
 from app.lib.text import preview, render_body
@@ -19,7 +20,17 @@ async def _rate_key() -> str:
     return client_ip()
 
 
+class IdConverter(IntegerConverter):
+    """``<int:...>`` for database ids: beyond 64 bits a number names nothing (404), where
+    passing it on would overflow the database driver (500)."""
+
+    def __init__(self, map: object, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)  # type: ignore[arg-type]
+
+
 def register_web(app: Quart) -> None:
+    app.url_map.converters["int"] = IdConverter
     app.config["QUART_AUTH_COOKIE_NAME"] = cookie_name(app, "medchat_session")
     app.config["QUART_AUTH_COOKIE_SECURE"] = app.config["COOKIE_SECURE"]
     app.config["QUART_AUTH_COOKIE_SAMESITE"] = "Lax"
