@@ -39,7 +39,8 @@ async def do_login(svc: Services, username: str, password: str, ip: str, user_ag
     ok = await asyncio.to_thread(svc.passwords.verify, stored_hash, password)
     if snapshot is None:
         async with svc.db.transaction() as s:
-            await audit.add_entry(s, at=now, action="login_failed", actor_name=name, ip=ip, detail="unknown user")
+            # Not the typed name: people type their password into the username field.
+            await audit.add_entry(s, at=now, action="login_failed", ip=ip, detail="unknown user")
         raise LoginFailed()
     user_id, _hash, active, locked_until = snapshot
     locked = locked_until is not None and as_utc(locked_until) > now
