@@ -18,6 +18,8 @@ class Event:
     session_ids: tuple[str, ...] = ()
     # Set on events that should not reach the socket they came from (typing echo).
     except_socket: str | None = None
+    # The process that published it (presence bookkeeping across instances).
+    origin: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -27,6 +29,7 @@ class Event:
                 "data": self.data,
                 "session_ids": list(self.session_ids),
                 "except_socket": self.except_socket,
+                "origin": self.origin,
             },
             separators=(",", ":"),
         )
@@ -40,4 +43,5 @@ class Event:
             data=dict(obj.get("data", {})),
             session_ids=tuple(str(x) for x in obj.get("session_ids", ())),
             except_socket=obj.get("except_socket"),
+            origin=obj.get("origin"),
         )

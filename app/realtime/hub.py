@@ -1,10 +1,10 @@
-"""This process's open sockets, by user and by session."""
+"""This process's open sockets, by user and by session, and who is online anywhere."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from typing import Protocol
 
 from app.realtime.events import Event
@@ -27,12 +27,18 @@ class Connection(Protocol):
 
 
 class Hub:
-    """Routes events to the sockets of the users they name. Serialises a frame once."""
+    """Routes events to the sockets of the users they name. Serialises a frame once.
+
+    Presence: ``claims[user]`` is the set of processes (``instance_id``) that say they hold
+    a socket of that user; the user is online while the set is not empty. Presence frames
+    go out only when that changes.
+    """
 
     def __init__(self) -> None:
+        self.instance_id = uuid.uuid4().hex
         self._by_user: dict[int, dict[str, Connection]] = defaultdict(dict)
         self._by_session: dict[str, dict[str, Connection]] = defaultdict(dict)
-        self.presence_listeners: list[Callable[[int, bool], None]] = []
+        self.claims: dict[int, set[str]] = defaultdict(set)
 
     def add(self, conn: Connection) -> bool:
         """Register a socket; True when it is the user's first on this process."""
@@ -54,11 +60,11 @@ class Hub:
             return True
         return False
 
-    def is_online(self, user_id: int) -> bool:
+    def has_local(self, user_id: int) -> bool:
         return bool(self._by_user.get(user_id))
 
-    def online_users(self) -> set[int]:
-        return set(self._by_user)
+    def is_online(self, user_id: int) -> bool:
+        return bool(self.claims.get(user_id)) or self.has_local(user_id)
 
     def connection_count(self) -> int:
         return sum(len(v) for v in self._by_user.values())
@@ -68,15 +74,39 @@ class Hub:
         for session_id in event.session_ids:
             for conn in list(self._by_session.get(session_id, {}).values()):
                 conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
+        if event.kind == "presence" and not self._presence_changed(event):
+            return
+        if event.kind == "sync_needed":
+            self.broadcast(json.dumps({"type": "sync_needed"}))
+            return
         if not event.user_ids or not event.data:
             return
         frame = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
         self.deliver(event.user_ids, frame, except_socket=event.except_socket)
+
+    def _presence_changed(self, event: Event) -> bool:
+        user_id = int(event.data["user_id"])
+        before = bool(self.claims.get(user_id))
+        origin = event.origin or "?"
+        if event.data.get("online"):
+            self.claims[user_id].add(origin)
+        else:
+            self.claims[user_id].discard(origin)
+            if not self.claims[user_id]:
+                del self.claims[user_id]
+        return before != bool(self.claims.get(user_id))
 
     def deliver(self, user_ids: tuple[int, ...] | list[int], frame: str, except_socket: str | None = None) -> None:
         for user_id in user_ids:
             for conn in list(self._by_user.get(user_id, {}).values()):
                 if conn.socket_id == except_socket:
                     continue
+                if not conn.offer(frame):
+                    conn.close_soon(CLOSE_SLOW_CONSUMER, "slow consumer, resync")
+
+    def broadcast(self, frame: str) -> None:
+        """Send a frame to every socket of this process."""
+        for sockets in list(self._by_user.values()):
+            for conn in list(sockets.values()):
                 if not conn.offer(frame):
                     conn.close_soon(CLOSE_SLOW_CONSUMER, "slow consumer, resync")

@@ -322,3 +322,34 @@ async def raise_watermarks(
         .values(**values)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def contact_ids(s: AsyncSession, user_id: int) -> list[int]:
+    """Everyone who shares a current conversation with ``user_id`` (not the user)."""
+    mine = select(Membership.conversation_id).where(
+        Membership.user_id == user_id, Membership.left_at.is_(None)
+    )
+    rows = await s.execute(
+        select(Membership.user_id)
+        .where(
+            Membership.conversation_id.in_(mine),
+            Membership.left_at.is_(None),
+            Membership.user_id != user_id,
+        )
+        .distinct()
+    )
+    return list(rows.scalars())
+
+
+async def count_messages_after(s: AsyncSession, user_id: int, after_id: int, cap: int) -> int:
+    """How many messages after ``after_id`` in my conversations, counting at most ``cap + 1``."""
+    mine = select(Membership.conversation_id).where(
+        Membership.user_id == user_id, Membership.left_at.is_(None)
+    )
+    inner = (
+        select(Message.id)
+        .where(Message.id > after_id, Message.conversation_id.in_(mine))
+        .limit(cap + 1)
+        .subquery()
+    )
+    return int(await s.scalar(select(func.count()).select_from(inner)) or 0)

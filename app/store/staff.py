@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.lib.clock import as_utc
 from app.store.models import User
 from app.store.records import Staff
 
@@ -128,3 +129,14 @@ async def active_admin_count(s: AsyncSession) -> int:
         )
         or 0
     )
+
+
+async def set_last_seen(s: AsyncSession, user_id: int, at: datetime) -> None:
+    await s.execute(update(User).where(User.id == user_id).values(last_seen_at=at))
+
+
+async def last_seen(s: AsyncSession, user_ids: list[int]) -> dict[int, datetime | None]:
+    if not user_ids:
+        return {}
+    rows = await s.execute(select(User.id, User.last_seen_at).where(User.id.in_(user_ids)))
+    return {uid: (as_utc(at) if at else None) for uid, at in rows.all()}

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast
 
-from quart import current_app, g, redirect, request, url_for
+from quart import current_app, g, has_request_context, redirect, request, url_for, websocket
 from werkzeug.exceptions import Forbidden
 
 from app.actions import Actor
@@ -22,12 +22,13 @@ def svc() -> Services:
 
 def client_ip() -> str:
     """The peer's address; X-Forwarded-For only counts behind a configured trusted proxy."""
+    conn = request if has_request_context() else websocket
     hops = int(current_app.config["TRUSTED_PROXY_COUNT"])
     if hops > 0:
-        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+        forwarded = [part.strip() for part in conn.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
         if len(forwarded) >= hops:
             return forwarded[-hops]
-    return request.remote_addr or ""
+    return conn.remote_addr or ""
 
 
 def actor() -> Actor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from quart import Quart, Response, jsonify, render_template, request
+from quart import Quart, Response, has_request_context, jsonify, render_template, request
 from quart_rate_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -25,6 +25,8 @@ TITLES = {
 
 
 def _wants_json() -> bool:
+    if not has_request_context():
+        return True  # a refused WebSocket handshake
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return request.path == "/healthz" or request.path.startswith("/api/") or best == "application/json"
 
@@ -67,5 +69,5 @@ def register_errors(app: Quart) -> None:
     async def _crash(exc: Exception) -> Response:
         if isinstance(exc, HTTPException):
             return await _http(exc)
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error")
         return await error_page(500, InternalServerError.description or "", "server_error")

@@ -1,9 +1,322 @@
-"""Placeholder replaced by the real-time work."""
+"""The /ws endpoint: a second door into the same actions as the forms.
+
+One socket per browser tab. The handler receives in its own task, sends from a bounded
+queue in another, and pings from a third; all are cancelled in ``finally``.
+"""
 
 from __future__ import annotations
 
-from quart import Quart
+import asyncio
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from quart import Quart, abort, current_app, websocket
+from quart_auth import current_user
+
+from app.actions import Actor
+from app.actions.auth import resolve_session
+from app.actions.chats import do_mark_delivered, do_mark_read, do_send_message
+from app.actions.errors import ActionError
+from app.actions.frames import message_dict
+from app.actions.live import announce_presence, contacts, do_typing, last_seen, missed_messages
+from app.lib.ratelimit import TokenBuckets
+from app.services import Services
+from app.ws.deflate import disable_permessage_deflate
+from app.ws.protocol import (
+    CLOSE_HEARTBEAT,
+    CLOSE_SESSION_ENDED,
+    CLOSE_TOO_BIG,
+    FrameError,
+    Pong,
+    Send,
+    Sync,
+    Typing,
+    Watermark,
+    dumps,
+    error_frame,
+    parse_frame,
+)
+
+log = logging.getLogger("medchat.ws")
+
+TYPING_MIN_INTERVAL = 2.0  # seconds between two "typing: true" of one socket and conversation
+PRESENCE_GRACE = 5.0  # a reload does not flash "offline"
+TOUCH_INTERVAL = 30.0
+
+
+@dataclass
+class WsState:
+    handshakes: TokenBuckets
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+class SocketConnection:
+    """One accepted socket: a bounded queue of frames and a request to close."""
+
+    def __init__(self, user_id: int, session_id: str, queue_size: int) -> None:
+        self.socket_id = uuid.uuid4().hex
+        self.user_id = user_id
+        self.session_id = session_id
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
+        self.closing: tuple[int, str] | None = None
+        self.closed = asyncio.Event()
+        self.resuming = False
+        self.held: list[str] = []
+        self.last_heard = time.monotonic()
+
+    def offer(self, frame: str) -> bool:
+        if self.closing is not None:
+            return True
+        if self.resuming:
+            self.held.append(frame)
+            return len(self.held) <= self.queue.maxsize
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def close_soon(self, code: int, reason: str) -> None:
+        if self.closing is None:
+            self.closing = (code, reason)
+        self.closed.set()
+
+
+def _svc() -> Services:
+    return cast(Services, current_app.extensions["medchat"])
+
+
+def _state() -> WsState:
+    return cast(WsState, current_app.extensions["medchat_ws"])
+
+
+def _peer() -> str:
+    from app.web.context import client_ip
+
+    return client_ip()
+
+
+def _origin_allowed() -> bool:
+    origin = websocket.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser: the session cookie is still required
+    scheme = "https" if websocket.scheme in ("wss", "https") else "http"
+    own = f"{scheme}://{websocket.host}"
+    return origin == own or origin in current_app.config["ALLOWED_ORIGINS"]
 
 
 def register(app: Quart) -> None:
-    return None
+    if not app.config.get("WS_PERMESSAGE_DEFLATE", False):
+        disable_permessage_deflate()
+    app.extensions["medchat_ws"] = WsState(
+        handshakes=TokenBuckets(app.config["WS_HANDSHAKES_PER_MINUTE"], 60, app.config["WS_HANDSHAKES_PER_MINUTE"], time.monotonic)
+    )
+
+    @app.after_serving
+    async def _stop_background() -> None:
+        for task in list(app.extensions["medchat_ws"].background):
+            task.cancel()
+
+    app.add_websocket("/ws", "ws", ws_endpoint)
+
+
+async def ws_endpoint() -> None:
+    """Authenticate the handshake, then serve the socket until it or its session ends."""
+    svc = _svc()
+    if not _origin_allowed():
+        abort(403)
+    token = current_user.auth_id
+    resolved = await resolve_session(svc, token, activity=False) if token else None
+    if resolved is None:
+        abort(401)
+    ip = _peer()
+    state = _state()
+    if state.handshakes.take(("user", resolved.user.id)) or state.handshakes.take(("ip", ip)):
+        abort(429)
+    await websocket.accept()
+    session = _Session(svc, state, Actor(resolved.user, resolved.session_id, ip), cast(str, token))
+    await session.run()
+
+
+class _Session:
+    def __init__(self, svc: Services, state: WsState, actor: Actor, token: str) -> None:
+        self.svc = svc
+        self.state = state
+        self.actor = actor
+        self.token = token
+        self.config = svc.config
+        self.conn = SocketConnection(actor.user.id, cast(str, actor.session_id), self.config["WS_SEND_QUEUE"])
+        self.last_touch = time.monotonic()
+        self.typing_at: dict[int, float] = {}
+
+    async def run(self) -> None:
+        conn, hub = self.conn, self.svc.hub
+        after = websocket.args.get("after", "")
+        conn.resuming = after.isdigit()
+        first = hub.add(conn)
+        tasks = [
+            asyncio.create_task(self._send_loop(), name="ws-send"),
+            asyncio.create_task(self._receive_loop(), name="ws-receive"),
+            asyncio.create_task(self._heartbeat(), name="ws-heartbeat"),
+        ]
+        try:
+            conn.queue.put_nowait(dumps({
+                "type": "hello", "user_id": self.actor.user.id, "socket_id": conn.socket_id,
+                "heartbeat": self.config["WS_HEARTBEAT_SECONDS"], "max_frame": self.config["WS_MAX_MESSAGE_BYTES"],
+            }))
+            if first:
+                await announce_presence(self.svc, self.actor.user.id, True, hub.instance_id)
+            await self._presence_snapshot()
+            if conn.resuming:
+                await self._resume(int(after[:19]))
+            await conn.closed.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("socket handler failed")
+            conn.close_soon(1011, "server error")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if hub.remove(conn):
+                self._offline_later()
+            if conn.closing is not None:
+                code, reason = conn.closing
+                try:
+                    async with asyncio.timeout(2):
+                        await websocket.close(code, reason)
+                except (Exception, asyncio.CancelledError):  # noqa: BLE001 - the peer may be gone already
+                    pass
+
+    def _offline_later(self) -> None:
+        svc, user_id = self.svc, self.actor.user.id
+
+        async def later() -> None:
+            await asyncio.sleep(PRESENCE_GRACE)
+            if not svc.hub.has_local(user_id):
+                await announce_presence(svc, user_id, False, svc.hub.instance_id)
+
+        task = asyncio.get_running_loop().create_task(later())
+        self.state.background.add(task)
+        task.add_done_callback(self.state.background.discard)
+
+    async def _send_loop(self) -> None:
+        while True:
+            frame = await self.conn.queue.get()
+            await websocket.send(frame)
+
+    async def _receive_loop(self) -> None:
+        limit = self.config["WS_MAX_MESSAGE_BYTES"]
+        while True:
+            raw = await websocket.receive()
+            self.conn.last_heard = time.monotonic()
+            size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
+            if size > limit:
+                self.conn.close_soon(CLOSE_TOO_BIG, "frame too big")
+                return
+            try:
+                frame = parse_frame(raw)
+                await self._handle(frame)
+            except FrameError as exc:
+                self._reply(error_frame(exc.code, exc.message, exc.ref))
+            except ActionError as exc:
+                ref = getattr(frame, "client_msg_id", None) or getattr(frame, "conversation_id", None)
+                extra: dict[str, Any] = {"retry_after": round(exc.retry_after, 2)} if exc.retry_after else {}
+                self._reply(error_frame(exc.code, exc.message, str(ref) if ref is not None else None, **extra))
+
+    def _reply(self, frame: str) -> None:
+        if not self.conn.offer(frame):
+            self.conn.close_soon(4408, "slow consumer, resync")
+
+    async def _activity(self) -> None:
+        """A frame the person sent: keep the session alive (at most every 30 s), or end here."""
+        now = time.monotonic()
+        if now - self.last_touch < TOUCH_INTERVAL:
+            return
+        self.last_touch = now
+        if await resolve_session(self.svc, self.token, activity=True) is None:
+            self.conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
+
+    async def _handle(self, frame: Send | Sync | Watermark | Typing | Pong) -> None:
+        if isinstance(frame, Pong):
+            return
+        if isinstance(frame, Sync):
+            await self._resume(frame.after_id)
+            return
+        await self._activity()
+        if isinstance(frame, Send):
+            sent = await do_send_message(self.svc, self.actor, frame.conversation_id, frame.body, frame.client_msg_id, frame.reply_to)
+            self._reply(dumps({"type": "ack", "client_msg_id": frame.client_msg_id, "message": message_dict(sent.message), "duplicate": not sent.created}))
+        elif isinstance(frame, Watermark):
+            if frame.kind == "read":
+                await do_mark_read(self.svc, self.actor, frame.conversation_id, frame.up_to_id)
+            else:
+                await do_mark_delivered(self.svc, self.actor, frame.conversation_id, frame.up_to_id)
+        elif isinstance(frame, Typing):
+            now = time.monotonic()
+            if frame.typing and now - self.typing_at.get(frame.conversation_id, 0.0) < TYPING_MIN_INTERVAL:
+                return
+            self.typing_at[frame.conversation_id] = now if frame.typing else 0.0
+            await do_typing(self.svc, self.actor, frame.conversation_id, frame.typing, self.conn.socket_id)
+
+    async def _heartbeat(self) -> None:
+        """Ping; a peer silent for three intervals is gone. Re-check the session each time."""
+        interval = self.config["WS_HEARTBEAT_SECONDS"]
+        while True:
+            await asyncio.sleep(interval)
+            if time.monotonic() - self.conn.last_heard > 3 * interval:
+                self.conn.close_soon(CLOSE_HEARTBEAT, "heartbeat timeout")
+                return
+            self._reply(dumps({"type": "ping"}))
+            if await resolve_session(self.svc, self.token, activity=False) is None:
+                self.conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
+                return
+
+    async def _presence_snapshot(self) -> None:
+        ids = await contacts(self.svc, self.actor.user.id)
+        seen = await last_seen(self.svc, ids)
+        users = [
+            {"user_id": uid, "online": self.svc.hub.is_online(uid), "last_seen": seen[uid].isoformat() if seen.get(uid) else None}
+            for uid in ids
+        ]
+        self._reply(dumps({"type": "presence_snapshot", "users": users}))
+
+    async def _resume(self, after_id: int) -> None:
+        """Send everything after ``after_id`` in order, holding live events meanwhile."""
+        conn = self.conn
+        conn.resuming = True
+        last = after_id
+        page, cap = self.config["WS_RESUME_PAGE"], self.config["WS_RESUME_MAX"]
+        try:
+            while True:
+                missed = await missed_messages(self.svc, self.actor, last, page, cap)
+                if missed.too_many:
+                    await conn.queue.put(dumps({"type": "resync", "reason": "too_far_behind"}))
+                    conn.held.clear()
+                    return
+                if missed.messages:
+                    last = missed.messages[-1].id
+                done = len(missed.messages) < page
+                await conn.queue.put(dumps({"type": "sync", "messages": [message_dict(m) for m in missed.messages], "done": done, "last_id": last}))
+                if done:
+                    break
+        finally:
+            held, conn.held = conn.held, []
+            conn.resuming = False
+            for frame in held:
+                if _message_id(frame) <= last:
+                    continue  # already sent in a sync page
+                if not conn.offer(frame):
+                    conn.close_soon(4408, "slow consumer, resync")
+                    break
+
+
+def _message_id(frame: str) -> int:
+    if not frame.startswith('{"type":"message"'):
+        return 2**63
+    return int(json.loads(frame)["message"]["id"])

@@ -1,0 +1,67 @@
+"""Short-lived signals of the real-time door: typing, presence, resume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.actions import Actor
+from app.actions.errors import NotFound
+from app.realtime.events import Event
+from app.services import Services
+from app.store import chats, staff
+from app.store.records import MessageRecord
+
+
+async def do_typing(svc: Services, actor: Actor, conversation_id: int, typing: bool, socket_id: str) -> None:
+    """Tell the other members that I started or stopped typing (expires by itself)."""
+    async with svc.db.reading() as s:
+        ids = await chats.member_ids(s, conversation_id)
+    if actor.user.id not in ids:
+        raise NotFound("No such conversation.")
+    others = tuple(i for i in ids if i != actor.user.id)
+    frame = {
+        "type": "typing",
+        "conversation_id": conversation_id,
+        "user_id": actor.user.id,
+        "name": actor.user.display_name,
+        "typing": typing,
+        "ttl": svc.config["TYPING_TTL_SECONDS"],
+    }
+    if others:
+        await svc.publish(Event("typing", others, frame, except_socket=socket_id))
+
+
+async def contacts(svc: Services, user_id: int) -> list[int]:
+    async with svc.db.reading() as s:
+        return await chats.contact_ids(s, user_id)
+
+
+async def announce_presence(svc: Services, user_id: int, online: bool, origin: str) -> None:
+    """Publish that this process has (or no longer has) sockets of ``user_id``."""
+    now = svc.clock.now()
+    if not online:
+        async with svc.db.transaction() as s:
+            await staff.set_last_seen(s, user_id, now)
+    ids = await contacts(svc, user_id)
+    frame = {"type": "presence", "user_id": user_id, "online": online, "last_seen": None if online else now.isoformat()}
+    await svc.publish(Event("presence", tuple(ids), frame, origin=origin))
+
+
+async def last_seen(svc: Services, user_ids: list[int]) -> dict[int, datetime | None]:
+    async with svc.db.reading() as s:
+        return await staff.last_seen(s, user_ids)
+
+
+@dataclass(frozen=True)
+class Missed:
+    messages: list[MessageRecord]
+    too_many: bool
+
+
+async def missed_messages(svc: Services, actor: Actor, after_id: int, page: int, cap: int) -> Missed:
+    """One page of what I missed after ``after_id``; ``too_many`` when more than ``cap`` wait."""
+    async with svc.db.reading() as s:
+        if await chats.count_messages_after(s, actor.user.id, after_id, cap) > cap:
+            return Missed([], True)
+        return Missed(await chats.messages_after(s, actor.user.id, after_id, page), False)

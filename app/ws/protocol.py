@@ -1,0 +1,130 @@
+"""Client frames: JSON text -> dataclasses, with a clear error for anything else.
+
+Every frame type and close code is documented in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from app.realtime.hub import CLOSE_SESSION_ENDED as CLOSE_SESSION_ENDED
+from app.realtime.hub import CLOSE_SLOW_CONSUMER as CLOSE_SLOW_CONSUMER
+
+# Close codes (the hub owns the two it triggers).
+CLOSE_NORMAL = 1000
+CLOSE_TOO_BIG = 1009
+CLOSE_HEARTBEAT = 4000
+CLOSE_RESYNC = 4409
+
+MAX_ID = 2**63 - 1
+
+
+class FrameError(ValueError):
+    """A frame the server cannot use; answered with an error frame, the socket stays open."""
+
+    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+@dataclass(frozen=True)
+class Send:
+    client_msg_id: str
+    conversation_id: int
+    body: str
+    reply_to: int | None
+
+
+@dataclass(frozen=True)
+class Sync:
+    after_id: int
+
+
+@dataclass(frozen=True)
+class Watermark:
+    kind: str  # "read" | "delivered"
+    conversation_id: int
+    up_to_id: int
+
+
+@dataclass(frozen=True)
+class Typing:
+    conversation_id: int
+    typing: bool
+
+
+@dataclass(frozen=True)
+class Pong:
+    pass
+
+
+ClientFrame = Send | Sync | Watermark | Typing | Pong
+
+
+def _id(obj: dict[str, Any], key: str, *, optional: bool = False, zero_ok: bool = False) -> int | None:
+    value = obj.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < (0 if zero_ok else 1) or value > MAX_ID:
+        raise FrameError("bad_field", f"{key} must be a positive integer id.")
+    return value
+
+
+def parse_frame(raw: str | bytes) -> ClientFrame:
+    """Parse one client frame or raise ``FrameError``."""
+    if isinstance(raw, bytes):
+        raise FrameError("bad_frame", "Frames are JSON text, not binary.")
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise FrameError("bad_json", "The frame is not valid JSON.") from exc
+    if not isinstance(obj, dict):
+        raise FrameError("bad_frame", "A frame is a JSON object with a type.")
+    kind = obj.get("type")
+    if kind == "send":
+        ref = obj.get("client_msg_id") if isinstance(obj.get("client_msg_id"), str) else None
+        try:
+            if not isinstance(obj.get("client_msg_id"), str):
+                raise FrameError("bad_field", "client_msg_id must be a UUID string.")
+            if not isinstance(obj.get("body"), str):
+                raise FrameError("bad_field", "body must be a string.")
+            conversation_id = _id(obj, "conversation_id")
+            reply_to = _id(obj, "reply_to", optional=True)
+        except FrameError as exc:
+            raise FrameError(exc.code, exc.message, ref) from None
+        assert conversation_id is not None
+        return Send(obj["client_msg_id"], conversation_id, obj["body"], reply_to)
+    if kind == "sync":
+        after = _id(obj, "after_id", zero_ok=True)
+        assert after is not None
+        return Sync(after)
+    if kind in ("read", "delivered"):
+        conversation_id = _id(obj, "conversation_id")
+        up_to = _id(obj, "up_to_id")
+        assert conversation_id is not None and up_to is not None
+        return Watermark(kind, conversation_id, up_to)
+    if kind == "typing":
+        conversation_id = _id(obj, "conversation_id")
+        if not isinstance(obj.get("typing"), bool):
+            raise FrameError("bad_field", "typing must be true or false.")
+        assert conversation_id is not None
+        return Typing(conversation_id, obj["typing"])
+    if kind == "pong":
+        return Pong()
+    raise FrameError("unknown_type", "Unknown frame type.")
+
+
+def dumps(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+def error_frame(code: str, message: str, ref: str | None = None, **extra: Any) -> str:
+    frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if ref is not None:
+        frame["ref"] = ref
+    frame.update(extra)
+    return dumps(frame)
