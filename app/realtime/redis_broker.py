@@ -88,7 +88,7 @@ class RedisBroker:
                 delay = min(delay * 2, 5.0)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def stop(self) -> None:
         if self._listener is not None:

@@ -23,7 +23,7 @@ _Reply = aliased(Message)
 _ReplySender = aliased(User)
 
 
-def _message_select() -> Select[Any]:
+def _message_select() -> Select[Message, str, str, str]:
     return (
         select(Message, _Sender.display_name, _Reply.body, _ReplySender.display_name)
         .outerjoin(_Sender, _Sender.id == Message.sender_id)

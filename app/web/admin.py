@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from quart import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from quart import Blueprint, current_app, redirect, render_template, request, url_for
+from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 
 from app.actions import accounts
@@ -69,7 +70,7 @@ async def staff_detail(user_id: int) -> str:
     return await render_template("admin/staff_detail.html", user=user, pending=pending.get(user_id), error=request.args.get("error"))
 
 
-async def _account_change(user_id: int, change: str, role: str = "") -> Response | tuple[str, int]:
+async def _account_change(user_id: int, change: str, role: str = "") -> ResponseReturnValue:
     await _target(user_id)
     try:
         if change == "deactivate":
@@ -89,19 +90,19 @@ async def _account_change(user_id: int, change: str, role: str = "") -> Response
 
 @bp.post("/staff/<int:user_id>/deactivate")
 @admin_required
-async def deactivate(user_id: int) -> Response | tuple[str, int]:
+async def deactivate(user_id: int) -> ResponseReturnValue:
     return await _account_change(user_id, "deactivate")
 
 
 @bp.post("/staff/<int:user_id>/reactivate")
 @admin_required
-async def reactivate(user_id: int) -> Response | tuple[str, int]:
+async def reactivate(user_id: int) -> ResponseReturnValue:
     return await _account_change(user_id, "reactivate")
 
 
 @bp.post("/staff/<int:user_id>/role")
 @admin_required
-async def change_role(user_id: int) -> Response | tuple[str, int]:
+async def change_role(user_id: int) -> ResponseReturnValue:
     form = await request.form
     return await _account_change(user_id, "role", form.get("role", "")[:16])
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from quart import Blueprint, Response, g, redirect, render_template, request, url_for
+from quart import Blueprint, g, redirect, render_template, request, url_for
+from quart.typing import ResponseReturnValue
 from quart_auth import AuthUser, login_user, logout_user
 from quart_rate_limiter import rate_limit
 
@@ -17,12 +18,12 @@ bp = Blueprint("auth", __name__)
 
 
 @bp.get("/")
-async def index() -> Response:
+async def index() -> ResponseReturnValue:
     return redirect(url_for("chats.chat_list") if current_actor() else url_for("auth.login_form"))
 
 
 @bp.get("/login")
-async def login_form() -> str | Response:
+async def login_form() -> ResponseReturnValue:
     if current_actor():
         return redirect(safe_next(request.args.get("next")))
     return await render_template("auth/login.html", next=safe_next(request.args.get("next")), error=None, username="")
@@ -30,7 +31,7 @@ async def login_form() -> str | Response:
 
 @bp.post("/login")
 @rate_limit(10, timedelta(minutes=1))  # per client address; the per-account lockout is in do_login
-async def login_submit() -> str | Response | tuple[str, int]:
+async def login_submit() -> ResponseReturnValue:
     form = await request.form
     username = form.get("username", "")[:64]
     target = safe_next(form.get("next"))
@@ -44,7 +45,7 @@ async def login_submit() -> str | Response | tuple[str, int]:
 
 
 @bp.post("/logout")
-async def logout() -> Response:
+async def logout() -> ResponseReturnValue:
     who = current_actor()
     if who is not None:
         await auth.do_logout(svc(), who)
@@ -54,7 +55,7 @@ async def logout() -> Response:
 
 
 @bp.route("/setup/<token>", methods=["GET", "POST"])
-async def setup(token: str) -> str | Response | tuple[str, int]:
+async def setup(token: str) -> ResponseReturnValue:
     if not await accounts.setup_link_valid(svc(), token):
         return await render_template("errors/error.html", status=404, title="Link not valid", message="This setup link has been used or has expired. Run ./start.sh again to print a new one while no account exists."), 404
     values = {"username": "", "display_name": "", "department": "", "job_title": ""}
@@ -78,7 +79,7 @@ async def setup(token: str) -> str | Response | tuple[str, int]:
 
 
 @bp.route("/invite/<token>", methods=["GET", "POST"])
-async def invite(token: str) -> str | Response | tuple[str, int]:
+async def invite(token: str) -> ResponseReturnValue:
     user = await accounts.invite_for(svc(), token)
     if user is None:
         return await render_template("errors/error.html", status=404, title="Link not valid", message="This link has been used or has expired. Ask an administrator for a new one."), 404
@@ -109,14 +110,14 @@ async def sessions() -> str:
 
 @bp.post("/account/sessions/end-others")
 @login_required
-async def end_other_sessions() -> Response:
+async def end_other_sessions() -> ResponseReturnValue:
     count = await auth.do_end_other_sessions(svc(), actor())
     return redirect(url_for("auth.sessions", ended=count), 303)
 
 
 @bp.post("/account/sessions/<session_id>/end")
 @login_required
-async def end_session(session_id: str) -> Response:
+async def end_session(session_id: str) -> ResponseReturnValue:
     await auth.do_end_session(svc(), actor(), session_id[:64])
     if session_id == actor().session_id:
         logout_user()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from quart import Blueprint, current_app, redirect, render_template, request, url_for
+from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
 from app.actions import accounts, chats
@@ -40,7 +41,7 @@ async def directory() -> str:
 
 @bp.post("/chats/direct")
 @login_required
-async def open_direct() -> Response:
+async def open_direct() -> ResponseReturnValue:
     form = await request.form
     conv_id = await chats.do_open_direct(svc(), actor(), form.get("username", "")[:64])
     return redirect(url_for("chats.conversation", conversation_id=conv_id, _anchor="bottom"), 303)
@@ -56,7 +57,7 @@ async def new_group() -> str:
 
 @bp.post("/chats/group")
 @login_required
-async def create_group() -> Response | tuple[str, int]:
+async def create_group() -> ResponseReturnValue:
     form = await request.form
     title = form.get("title", "")[:500]
     members = [m[:64] for m in form.getlist("members")][: current_app.config["GROUP_MAX_MEMBERS"] + 1]
@@ -97,7 +98,7 @@ async def conversation(conversation_id: int) -> str:
 
 @bp.post("/chats/<int:conversation_id>/messages")
 @login_required
-async def send_message(conversation_id: int) -> Response | tuple[str, int]:
+async def send_message(conversation_id: int) -> ResponseReturnValue:
     form = await request.form
     body = form.get("body", "")
     client_msg_id = form.get("client_msg_id", "")[:64]
@@ -128,20 +129,20 @@ async def _info_page(conversation_id: int, error: str | None) -> str:
 
 @bp.post("/chats/<int:conversation_id>/rename")
 @login_required
-async def rename(conversation_id: int) -> Response:
+async def rename(conversation_id: int) -> ResponseReturnValue:
     form = await request.form
     try:
         await chats.do_rename_group(svc(), actor(), conversation_id, form.get("title", "")[:500])
     except ActionError as exc:
         if exc.status != 400:
             raise
-        return await _info_page(conversation_id, exc.message), 400  # type: ignore[return-value]
+        return await _info_page(conversation_id, exc.message), 400
     return redirect(url_for("chats.info", conversation_id=conversation_id), 303)
 
 
 @bp.post("/chats/<int:conversation_id>/members")
 @login_required
-async def add_members(conversation_id: int) -> Response:
+async def add_members(conversation_id: int) -> ResponseReturnValue:
     form = await request.form
     names = [n for raw in form.getlist("username") for n in raw.replace(",", " ").split()][:200]
     try:
@@ -149,13 +150,13 @@ async def add_members(conversation_id: int) -> Response:
     except ActionError as exc:
         if exc.status != 400:
             raise
-        return await _info_page(conversation_id, exc.message), 400  # type: ignore[return-value]
+        return await _info_page(conversation_id, exc.message), 400
     return redirect(url_for("chats.info", conversation_id=conversation_id), 303)
 
 
 @bp.post("/chats/<int:conversation_id>/members/<int:user_id>/remove")
 @login_required
-async def remove_member(conversation_id: int, user_id: int) -> Response:
+async def remove_member(conversation_id: int, user_id: int) -> ResponseReturnValue:
     await chats.do_remove_member(svc(), actor(), conversation_id, user_id)
     if user_id == actor().user.id:
         return redirect(url_for("chats.chat_list"), 303)
@@ -164,6 +165,6 @@ async def remove_member(conversation_id: int, user_id: int) -> Response:
 
 @bp.post("/chats/<int:conversation_id>/leave")
 @login_required
-async def leave(conversation_id: int) -> Response:
+async def leave(conversation_id: int) -> ResponseReturnValue:
     await chats.do_leave_group(svc(), actor(), conversation_id)
     return redirect(url_for("chats.chat_list"), 303)

@@ -7,11 +7,13 @@ queue in another, and pings from a third; all are cancelled in ``finally``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from quart import Quart, abort, current_app, websocket
@@ -187,11 +189,10 @@ class _Session:
                 self._offline_later()
             if conn.closing is not None:
                 code, reason = conn.closing
-                try:
+                # The peer may be gone already; closing is best effort.
+                with contextlib.suppress(Exception, asyncio.CancelledError):
                     async with asyncio.timeout(2):
                         await websocket.close(code, reason)
-                except (Exception, asyncio.CancelledError):  # noqa: BLE001 - the peer may be gone already
-                    pass
 
     def _offline_later(self) -> None:
         svc, user_id = self.svc, self.actor.user.id
@@ -281,7 +282,7 @@ class _Session:
         ids = await contacts(self.svc, self.actor.user.id)
         seen = await last_seen(self.svc, ids)
         users = [
-            {"user_id": uid, "online": self.svc.hub.is_online(uid), "last_seen": seen[uid].isoformat() if seen.get(uid) else None}
+            {"user_id": uid, "online": self.svc.hub.is_online(uid), "last_seen": _iso(seen.get(uid))}
             for uid in ids
         ]
         self._reply(dumps({"type": "presence_snapshot", "users": users}))
@@ -314,6 +315,10 @@ class _Session:
                 if not conn.offer(frame):
                     conn.close_soon(4408, "slow consumer, resync")
                     break
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _message_id(frame: str) -> int:
