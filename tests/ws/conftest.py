@@ -1,0 +1,60 @@
+"""Fixtures for /ws tests: people with logged-in clients, their direct chat, per-test config.
+
+``@pytest.mark.app_config(KEY=value)`` changes the app's configuration for one test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from app.services import Services
+from app.store import staff
+from tests.conftest import Client
+from tests.helpers import conversation_id_of
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "app_config(**values): configuration for this test's app")
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, Any]:
+    for mark in reversed(list(request.node.iter_markers("app_config"))):
+        app_config.update(mark.kwargs)
+    return app_config
+
+
+@dataclass
+class People:
+    """alice and bob share a direct chat ``ab``; carol shares nothing with them."""
+
+    svc: Services
+    alice: Client
+    bob: Client
+    carol: Client
+    ids: dict[str, int]
+    ab: int
+
+    async def direct(self, client: Client, username: str) -> int:
+        response = await client.submit("/chats/direct", {"username": username})
+        assert response.status_code == 303
+        return conversation_id_of(response.headers["Location"])
+
+
+async def user_id(svc: Services, username: str) -> int:
+    async with svc.db.reading() as s:
+        row = await staff.user_row_by_username(s, username)
+    assert row is not None
+    return row.id
+
+
+@pytest.fixture
+async def people(svc: Services, login_as: Any) -> People:
+    clients = {name: await login_as(name) for name in ("alice", "bob", "carol")}
+    ids = {name: await user_id(svc, name) for name in clients}
+    p = People(svc, clients["alice"], clients["bob"], clients["carol"], ids, 0)
+    p.ab = await p.direct(p.alice, "bob")
+    return p

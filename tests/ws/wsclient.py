@@ -1,0 +1,170 @@
+"""A small client for /ws over Quart's test client: typed receives, close codes, a stalled reader.
+
+Quart's test client hands server frames over an unbounded in-memory queue, so a test that
+"does not read" creates no backpressure by itself. ``ws_open(..., stall=True)`` makes the
+transport hold every server frame after ``hello`` (as a full TCP window would): the
+server's send loop blocks in ``websocket.send``, exactly what a client that stopped
+reading does to a real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from quart.testing import WebsocketResponseError
+from quart.testing.connections import WebsocketDisconnectError
+
+from tests.conftest import Client
+
+OWN_ORIGIN = "https://localhost"  # the test client's host is "localhost"; wss -> https
+
+
+class Closed(Exception):
+    """The server closed the socket; ``code`` is the close code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class Sock:
+    """One open test socket. ``seen`` keeps every frame received, in order."""
+
+    raw: Any
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    hello: dict[str, Any] = field(default_factory=dict)
+    _pending: list[dict[str, Any]] = field(default_factory=list)
+
+    async def send(self, frame: dict[str, Any] | str | bytes) -> None:
+        await self.raw.send(json.dumps(frame) if isinstance(frame, dict) else frame)
+
+    async def next(self, timeout: float = 2.0) -> dict[str, Any]:
+        """The next frame of any type; ``Closed`` when the server closed the socket."""
+        if self._pending:
+            return self._pending.pop(0)
+        try:
+            async with asyncio.timeout(timeout):
+                data = await self.raw.receive()
+        except WebsocketDisconnectError as exc:
+            raise Closed(int(exc.args[0])) from None
+        frame = json.loads(data)
+        assert isinstance(frame, dict), data
+        self.seen.append(frame)
+        return frame
+
+    async def until(self, kind: str, timeout: float = 2.0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Frames up to the next one of type ``kind``: (the ones before it, it)."""
+        before: list[dict[str, Any]] = []
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self.next(timeout)
+                if frame["type"] == kind:
+                    return before, frame
+                before.append(frame)
+
+    async def expect(self, kind: str, timeout: float = 2.0, **fields: Any) -> dict[str, Any]:
+        """The next frame of type ``kind`` (others skipped), checking ``fields`` if given."""
+        _, frame = await self.until(kind, timeout)
+        for key, value in fields.items():
+            assert frame.get(key) == value, (key, frame)
+        return frame
+
+    async def only(self, kind: str, timeout: float = 2.0) -> dict[str, Any]:
+        """The next frame that is not a ping must be of type ``kind``."""
+        while True:
+            frame = await self.next(timeout)
+            if frame["type"] != "ping":
+                assert frame["type"] == kind, frame
+                return frame
+
+    async def error(self, code: str, timeout: float = 2.0) -> dict[str, Any]:
+        frame = await self.expect("error", timeout)
+        assert frame["code"] == code, frame
+        assert isinstance(frame["message"], str) and frame["message"]
+        return frame
+
+    async def quiet(self, within: float = 0.15) -> list[dict[str, Any]]:
+        """Every frame (pings left out) that arrives within ``within`` seconds."""
+        got: list[dict[str, Any]] = []
+        loop = asyncio.get_running_loop()
+        end = loop.time() + within
+        while (left := end - loop.time()) > 0:
+            try:
+                frame = await self.next(left)
+            except TimeoutError:
+                break
+            if frame["type"] != "ping":
+                got.append(frame)
+        return got
+
+    async def closed(self, timeout: float = 2.0) -> int:
+        """Wait until the server closes the socket (frames before it are skipped); the code."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    await self.next(timeout)
+        except Closed as exc:
+            return exc.code
+        raise AssertionError("unreachable")
+
+
+@asynccontextmanager
+async def ws_open(
+    client: Client,
+    query: str = "",
+    *,
+    headers: dict[str, str] | None = None,
+    address: str | None = None,
+    stall: bool = False,
+    hello: bool = True,
+) -> AsyncIterator[Sock]:
+    """Open /ws for ``client`` (its cookies), wait for ``hello`` and yield the socket."""
+    conn = client.raw.websocket(
+        "/ws" + query, scheme="wss", headers=headers,
+        scope_base={"client": (address, 50000)} if address else None,
+    )
+    sock = Sock(conn)
+    if stall:
+        _stall_after_hello(conn)
+    async with conn:
+        if hello:
+            sock.hello = await sock.expect("hello")
+        yield sock
+
+
+def _stall_after_hello(conn: Any) -> None:
+    """Deliver ``hello``, then hold every later frame forever (the close frame passes)."""
+    deliver = conn._asgi_send
+    forever = asyncio.Event()
+    sent = 0
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal sent
+        if message["type"] == "websocket.send":
+            sent += 1
+            if sent > 1:
+                await forever.wait()
+        await deliver(message)
+
+    conn._asgi_send = send
+
+
+async def refused(client: Client, query: str = "", *, headers: dict[str, str] | None = None, address: str | None = None) -> int:
+    """Try a handshake that must be refused before accept; the HTTP status."""
+    try:
+        async with ws_open(client, query, headers=headers, address=address, hello=False) as sock:
+            frame = await sock.next()
+    except WebsocketResponseError as exc:
+        assert not sock.raw.accepted
+        return int(exc.response.status_code)
+    raise AssertionError(f"handshake accepted: {frame}")
+
+
+def message_ids(frames: list[dict[str, Any]]) -> list[int]:
+    return [f["message"]["id"] for f in frames if f["type"] == "message"]
