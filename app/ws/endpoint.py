@@ -32,6 +32,7 @@ from app.ws.protocol import (
     CLOSE_HEARTBEAT,
     CLOSE_SESSION_ENDED,
     CLOSE_TOO_BIG,
+    MAX_ID,
     FrameError,
     Pong,
     Send,
@@ -157,8 +158,8 @@ class _Session:
 
     async def run(self) -> None:
         conn, hub = self.conn, self.svc.hub
-        after = websocket.args.get("after", "")
-        conn.resuming = after.isdigit()
+        after = _after_arg(websocket.args.get("after", ""))
+        conn.resuming = after is not None
         first = hub.add(conn)
         tasks = [
             asyncio.create_task(self._send_loop(), name="ws-send"),
@@ -173,8 +174,8 @@ class _Session:
             if first:
                 await announce_presence(self.svc, self.actor.user.id, True, hub.instance_id)
             await self._presence_snapshot()
-            if conn.resuming:
-                await self._resume(int(after[:19]))
+            if after is not None:
+                await self._resume(after)
             await conn.closed.wait()
         except asyncio.CancelledError:
             raise
@@ -319,6 +320,14 @@ class _Session:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _after_arg(raw: str) -> int | None:
+    """``?after=N``: a plain decimal number (larger than any id: the largest id); else None."""
+    if not (raw.isascii() and raw.isdigit()):
+        return None  # int() would take "\u0663" and choke on "\u00b2"
+    digits = raw.lstrip("0") or "0"
+    return MAX_ID if len(digits) > 19 else min(int(digits), MAX_ID)
 
 
 def _message_id(frame: str) -> int:
