@@ -66,7 +66,17 @@ def admin_required(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[Any
 
 
 def safe_next(target: str | None) -> str:
-    """A local path to go to after login; anything else becomes /chats."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """A local path to go to after login; anything else becomes /chats.
+
+    Browsers drop tabs and newlines inside URLs, so ``/<TAB>/evil.example`` would become
+    ``//evil.example``: white space and control characters are refused outright.
+    """
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in target)
+    ):
         return target
     return "/chats"
