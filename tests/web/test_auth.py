@@ -136,6 +136,21 @@ async def test_login_next_is_local_only(client: Client, make_user: Any) -> None:
     assert r.headers["Location"] == "/directory?q=a"
 
 
+NASTY_NEXT = ["https://evil.example/", "//evil.example", "/\\evil.example", "/\t/evil.example", "/\n/evil.example", "/\r\n/x", " /x", "/\x00/x", "javascript:alert(1)"]
+
+
+@pytest.mark.parametrize("target", NASTY_NEXT)
+async def test_login_never_redirects_off_site(client: Client, make_user: Any, target: str) -> None:
+    await make_user("alice")
+    r = await client.submit("/login", {"username": "alice", "password": PASSWORD, "next": target}, page="/login")
+    assert r.status_code == 303
+    assert r.headers["Location"] == "/chats"
+    # Logged in, GET /login?next=... redirects at once: the same rule applies.
+    r = await client.get("/login", query_string={"next": target})
+    assert r.status_code in (302, 303)
+    assert r.headers["Location"] == "/chats"
+
+
 async def test_login_rate_limit_per_address(app: Quart, make_user: Any, svc: Services) -> None:
     await make_user("alice")
     c = Client(app)
