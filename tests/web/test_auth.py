@@ -248,7 +248,9 @@ async def test_idle_timeout(login_as: Any, clock: FrozenClock, svc: Services) ->
     clock.advance(20 * 60)
     assert (await alice.get("/chats")).status_code == 200
     clock.advance(30 * 60 + 1)
-    assert goes_to_login(await alice.get("/chats"))
+    expired = await alice.get("/chats")
+    assert goes_to_login(expired)
+    assert "Clear-Site-Data" in expired.headers  # the browser drops what the session left behind
     assert any(a == "session_expired" and d == "idle" for a, _, d in await audit_actions(svc))
 
 
@@ -303,6 +305,17 @@ async def test_end_one_session_from_the_list(login_as: Any, svc: Services) -> No
     assert r.status_code == 303
     assert goes_to_login(await phone.get("/chats"))
     assert (await laptop.get("/chats")).status_code == 200
+
+
+async def test_ending_this_session_from_the_list_logs_out(login_as: Any) -> None:
+    laptop = await login_as("alice")
+    html = await (await laptop.get("/account/sessions")).get_data(as_text=True)
+    current = re.search(r'<tr class="current">.*?/account/sessions/([0-9a-f]+)/end', html, re.S).group(1)  # type: ignore[union-attr]
+    r = await laptop.submit(f"/account/sessions/{current}/end", {}, page="/account/sessions")
+    assert r.status_code == 303
+    assert "/login" in r.headers["Location"]
+    assert "Clear-Site-Data" in r.headers
+    assert goes_to_login(await laptop.get("/chats"))
 
 
 async def test_cannot_end_someone_elses_session(login_as: Any, svc: Services) -> None:

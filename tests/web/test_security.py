@@ -116,13 +116,18 @@ async def test_logout_needs_a_token(login_as: Any) -> None:
     assert (await alice.get("/chats")).status_code == 200
 
 
-async def test_double_submitted_send_stores_one_message(chat: tuple[Client, int, str], svc: Services) -> None:
+async def test_double_submitted_send_stores_one_message(chat: tuple[Client, int, str], svc: Services, events: list[Any]) -> None:
     alice, conv, token = chat
+    events.clear()
     form = {"body": "give 5 mg now", "client_msg_id": new_id(), "csrf_token": token}
     first = await alice.post(f"/chats/{conv}/messages", form=form)
     second = await alice.post(f"/chats/{conv}/messages", form=form)
     assert first.status_code == second.status_code == 303
+    assert first.headers["Location"] == second.headers["Location"]
     assert [m.body for m in await all_messages(svc, conv)] == ["give 5 mg now"]
+    # The form door goes through the same action: one message event, to both members.
+    sent = [e for e in events if e.kind == "message"]
+    assert len(sent) == 1 and len(sent[0].user_ids) == 2
 
 
 async def test_client_msg_id_reused_in_another_conversation(chat: tuple[Client, int, str], svc: Services, login_as: Any) -> None:
