@@ -434,7 +434,7 @@ async def test_reply_to(login_as: Any, svc: Services) -> None:
     form = {"body": "yes", "client_msg_id": hidden(html, "client_msg_id"), "csrf_token": hidden(html, "csrf_token"), "reply_to": str(first)}
     assert (await bob.post(f"/chats/{conv}/messages", form=form)).status_code == 303
     assert (await all_messages(svc, conv))[-1].reply_to_id == first
-    assert '<a class="quote" href="#m%d">' % first in await page_html(alice, f"/chats/{conv}")
+    assert f'<a class="quote" href="#m{first}">' in await page_html(alice, f"/chats/{conv}")
 
 
 # --- every conversation URL is 404 for a non-member ----------------------------------------
