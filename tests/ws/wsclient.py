@@ -34,20 +34,22 @@ class Closed(Exception):
 
 @dataclass
 class Sock:
-    """One open test socket. ``seen`` keeps every frame received, in order."""
+    """One open test socket.
+
+    ``seen`` keeps every frame received, in order. ``expect(kind)`` takes the first frame of
+    that type, leaving frames of other types in ``inbox`` for later ``expect`` calls, so a
+    test can wait for the ack and then for the message event that came before it.
+    """
 
     raw: Any
     seen: list[dict[str, Any]] = field(default_factory=list)
+    inbox: list[dict[str, Any]] = field(default_factory=list)
     hello: dict[str, Any] = field(default_factory=dict)
-    _pending: list[dict[str, Any]] = field(default_factory=list)
 
     async def send(self, frame: dict[str, Any] | str | bytes) -> None:
         await self.raw.send(json.dumps(frame) if isinstance(frame, dict) else frame)
 
-    async def next(self, timeout: float = 2.0) -> dict[str, Any]:
-        """The next frame of any type; ``Closed`` when the server closed the socket."""
-        if self._pending:
-            return self._pending.pop(0)
+    async def _receive(self, timeout: float) -> dict[str, Any]:
         try:
             async with asyncio.timeout(timeout):
                 data = await self.raw.receive()
@@ -58,19 +60,21 @@ class Sock:
         self.seen.append(frame)
         return frame
 
-    async def until(self, kind: str, timeout: float = 2.0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Frames up to the next one of type ``kind``: (the ones before it, it)."""
-        before: list[dict[str, Any]] = []
-        async with asyncio.timeout(timeout):
-            while True:
-                frame = await self.next(timeout)
-                if frame["type"] == kind:
-                    return before, frame
-                before.append(frame)
+    async def next(self, timeout: float = 2.0) -> dict[str, Any]:
+        """The oldest frame not taken yet, of any type; ``Closed`` when the server closed."""
+        if self.inbox:
+            return self.inbox.pop(0)
+        return await self._receive(timeout)
 
     async def expect(self, kind: str, timeout: float = 2.0, **fields: Any) -> dict[str, Any]:
-        """The next frame of type ``kind`` (others skipped), checking ``fields`` if given."""
-        _, frame = await self.until(kind, timeout)
+        """The oldest frame of type ``kind`` not taken yet, checking ``fields`` if given."""
+        frame = next((f for f in self.inbox if f["type"] == kind), None)
+        if frame is not None:
+            self.inbox.remove(frame)
+        else:
+            async with asyncio.timeout(timeout):
+                while (frame := await self._receive(timeout))["type"] != kind:
+                    self.inbox.append(frame)
         for key, value in fields.items():
             assert frame.get(key) == value, (key, frame)
         return frame
@@ -90,28 +94,32 @@ class Sock:
         return frame
 
     async def quiet(self, within: float = 0.15) -> list[dict[str, Any]]:
-        """Every frame (pings left out) that arrives within ``within`` seconds."""
-        got: list[dict[str, Any]] = []
+        """Every frame not taken yet plus those arriving within ``within`` s (no pings)."""
+        got = [f for f in self.inbox if f["type"] != "ping"]
+        self.inbox.clear()
         loop = asyncio.get_running_loop()
         end = loop.time() + within
         while (left := end - loop.time()) > 0:
             try:
-                frame = await self.next(left)
+                frame = await self._receive(left)
             except TimeoutError:
                 break
             if frame["type"] != "ping":
                 got.append(frame)
         return got
 
+    def taken(self, kind: str) -> list[dict[str, Any]]:
+        """Every frame of type ``kind`` received so far, in order."""
+        return [f for f in self.seen if f["type"] == kind]
+
     async def closed(self, timeout: float = 2.0) -> int:
-        """Wait until the server closes the socket (frames before it are skipped); the code."""
+        """Wait until the server closes the socket (other frames are kept); the close code."""
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    await self.next(timeout)
+                    self.inbox.append(await self._receive(timeout))
         except Closed as exc:
             return exc.code
-        raise AssertionError("unreachable")
 
 
 @asynccontextmanager
