@@ -227,7 +227,7 @@ class _Session:
             except FrameError as exc:
                 self._reply(error_frame(exc.code, exc.message, exc.ref))
             except ActionError as exc:
-                ref = getattr(frame, "client_msg_id", None) or getattr(frame, "conversation_id", None)
+                ref = frame.client_msg_id if isinstance(frame, Send) else getattr(frame, "conversation_id", None)
                 extra: dict[str, Any] = {"retry_after": round(exc.retry_after, 2)} if exc.retry_after else {}
                 self._reply(error_frame(exc.code, exc.message, str(ref) if ref is not None else None, **extra))
 
