@@ -77,6 +77,8 @@ async def _refuse(reason: str) -> None:
 async def load_session() -> None:
     """Find the server-side session behind quart-auth's cookie, or forget the cookie."""
     g.actor = None
+    if request.path.startswith("/static/"):
+        return  # static files need no session: no database round trip for them
     token = current_user.auth_id
     if not token:
         return
