@@ -298,8 +298,8 @@ class _Session:
             while True:
                 missed = await missed_messages(self.svc, self.actor, last, page, cap)
                 if missed.too_many:
+                    # What was held (acks, errors, the presence snapshot, live events) follows.
                     await conn.queue.put(dumps({"type": "resync", "reason": "too_far_behind"}))
-                    conn.held.clear()
                     return
                 if missed.messages:
                     last = missed.messages[-1].id
