@@ -17,8 +17,12 @@ from app.services import Services
 from app.store.models import Base, Message
 from app.store.records import Staff
 
-# Routes anyone may open without logging in.
-PUBLIC_RULES = {"/", "/login", "/healthz", "/setup/<token>", "/invite/<token>"}
+# Routes anyone may open without logging in. The service worker, manifest and offline page
+# are fetched by the browser itself, with or without a session, and carry nothing personal.
+PUBLIC_RULES = {
+    "/", "/login", "/healthz", "/setup/<token>", "/invite/<token>",
+    "/sw.js", "/manifest.webmanifest", "/offline",
+}
 PUBLIC_PREFIXES = ("/static/",)
 
 
