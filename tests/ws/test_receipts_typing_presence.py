@@ -1,0 +1,263 @@
+"""Receipts (watermarks), typing and presence over /ws."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import app.ws.endpoint as endpoint
+from app.actions import chats
+from app.actions.accounts import get_staff
+from app.lib.clock import FrozenClock
+from app.services import Services
+from app.store import chats as store_chats
+from app.store import staff as store_staff
+from tests.helpers import actor_for, new_id
+from tests.ws.conftest import People
+from tests.ws.wsclient import Sock, ws_open
+
+pytestmark = pytest.mark.usefixtures("database_kind")
+
+
+async def say(svc: Services, user_id: int, conversation_id: int, body: str) -> int:
+    user = await get_staff(svc, user_id)
+    assert user is not None
+    return (await chats.do_send_message(svc, actor_for(user), conversation_id, body, new_id())).message.id
+
+
+async def watermarks(svc: Services, conversation_id: int, user_id: int) -> tuple[int, int]:
+    """(last_read_id, last_delivered_id) as stored."""
+    async with svc.db.reading() as s:
+        row = await store_chats.membership_row(s, conversation_id, user_id)
+    assert row is not None
+    return row.last_read_id, row.last_delivered_id
+
+
+def receipt(conversation_id: int, user_id: int, read_id: int, delivered_id: int) -> dict[str, Any]:
+    return {"type": "receipt", "conversation_id": conversation_id, "user_id": user_id, "read_id": read_id, "delivered_id": delivered_id}
+
+
+# Receipts
+
+
+async def test_delivered_and_read_move_watermarks_and_tell_every_member(people: People, svc: Services) -> None:
+    a, b = people.ids["alice"], people.ids["bob"]
+    async with ws_open(people.alice) as alice, ws_open(people.bob) as bob:
+        m1 = await say(svc, b, people.ab, "one")
+        m2 = await say(svc, b, people.ab, "two")
+        assert await watermarks(svc, people.ab, a) == (0, 0)
+        await alice.send({"type": "delivered", "conversation_id": people.ab, "up_to_id": m2})
+        assert await bob.expect("receipt") == receipt(people.ab, a, 0, m2)
+        assert await alice.expect("receipt") == receipt(people.ab, a, 0, m2)  # my other tabs
+        assert await watermarks(svc, people.ab, a) == (0, m2)
+        await alice.send({"type": "read", "conversation_id": people.ab, "up_to_id": m1})
+        assert await bob.expect("receipt") == receipt(people.ab, a, m1, m2)
+        await alice.send({"type": "read", "conversation_id": people.ab, "up_to_id": m2})
+        assert await bob.expect("receipt") == receipt(people.ab, a, m2, m2)
+        assert await watermarks(svc, people.ab, a) == (m2, m2)
+        # The sender's own watermarks: sending read my own message.
+        assert await watermarks(svc, people.ab, b) == (m2, m2)
+
+
+async def test_read_implies_delivered(people: People, svc: Services) -> None:
+    a, b = people.ids["alice"], people.ids["bob"]
+    async with ws_open(people.alice) as alice, ws_open(people.bob) as bob:
+        m1 = await say(svc, b, people.ab, "one")
+        await alice.send({"type": "read", "conversation_id": people.ab, "up_to_id": m1})
+        assert await bob.expect("receipt") == receipt(people.ab, a, m1, m1)
+        assert await watermarks(svc, people.ab, a) == (m1, m1)
+
+
+async def test_watermarks_never_move_back_nor_past_the_newest_message(people: People, svc: Services) -> None:
+    a, b = people.ids["alice"], people.ids["bob"]
+    async with ws_open(people.alice) as alice, ws_open(people.bob) as bob:
+        m1 = await say(svc, b, people.ab, "one")
+        m2 = await say(svc, b, people.ab, "two")
+        await alice.send({"type": "read", "conversation_id": people.ab, "up_to_id": 10**15})
+        assert await bob.expect("receipt") == receipt(people.ab, a, m2, m2)  # capped at the newest
+        for kind in ("read", "delivered"):
+            await alice.send({"type": kind, "conversation_id": people.ab, "up_to_id": m1})
+            await alice.send({"type": kind, "conversation_id": people.ab, "up_to_id": m2})
+        assert await watermarks(svc, people.ab, a) == (m2, m2)
+        # Nothing moved, so nothing was published: bob's next receipt is about a new message.
+        m3 = await say(svc, b, people.ab, "three")
+        await alice.send({"type": "delivered", "conversation_id": people.ab, "up_to_id": m3})
+        assert await bob.expect("receipt") == receipt(people.ab, a, m2, m3)
+        assert len(bob.taken("receipt")) == 2
+        # A later message elsewhere does not let the watermark run past this chat's newest.
+        other = await people.direct(people.alice, "carol")
+        m4 = await say(svc, a, other, "elsewhere")
+        await alice.send({"type": "read", "conversation_id": people.ab, "up_to_id": m4})
+        assert await bob.expect("receipt") == receipt(people.ab, a, m3, m3)
+
+
+async def test_receipts_for_a_conversation_i_am_not_in_are_not_found(people: People, svc: Services) -> None:
+    a, b, c = people.ids["alice"], people.ids["bob"], people.ids["carol"]
+    async with ws_open(people.alice) as alice, ws_open(people.carol) as carol:
+        m1 = await say(svc, b, people.ab, "private")
+        for kind in ("read", "delivered"):
+            for conversation_id in (people.ab, people.ab + 1000):
+                await carol.send({"type": kind, "conversation_id": conversation_id, "up_to_id": m1})
+                error = await carol.error("not_found")
+                assert error["ref"] == str(conversation_id)
+        assert await watermarks(svc, people.ab, a) == (0, 0)
+        async with svc.db.reading() as s:
+            assert await store_chats.membership_row(s, people.ab, c, include_left=True) is None
+        # alice heard nothing of it: her next receipt is her own.
+        await alice.send({"type": "read", "conversation_id": people.ab, "up_to_id": m1})
+        assert await alice.expect("receipt") == receipt(people.ab, a, m1, m1)
+        assert len(alice.taken("receipt")) == 1
+
+
+async def test_viewing_the_no_js_page_sends_a_read_receipt(people: People, svc: Services) -> None:
+    a, b = people.ids["alice"], people.ids["bob"]
+    async with ws_open(people.bob) as bob:
+        m1 = await say(svc, b, people.ab, "one")
+        # The automatic refresh only moves delivered.
+        response = await people.alice.get(f"/chats/{people.ab}?auto=1")
+        assert response.status_code == 200
+        assert await bob.expect("receipt") == receipt(people.ab, a, 0, m1)
+        response = await people.alice.get(f"/chats/{people.ab}")
+        assert response.status_code == 200
+        assert await bob.expect("receipt") == receipt(people.ab, a, m1, m1)
+        assert await watermarks(svc, people.ab, a) == (m1, m1)
+
+
+async def test_receipts_in_a_group_reach_every_member(people: People, svc: Services) -> None:
+    a, b, c = people.ids["alice"], people.ids["bob"], people.ids["carol"]
+    alice_staff = await get_staff(svc, a)
+    assert alice_staff is not None
+    group = await chats.do_create_group(svc, actor_for(alice_staff), "Ward 7", ["bob", "carol"])
+    async with ws_open(people.alice) as alice, ws_open(people.carol) as carol, ws_open(people.bob) as bob:
+        m1 = await say(svc, a, group, "hello all")
+        await bob.send({"type": "read", "conversation_id": group, "up_to_id": m1})
+        for sock in (alice, carol, bob):
+            assert await sock.expect("receipt") == receipt(group, b, m1, m1)
+        assert (await watermarks(svc, group, c))[0] < m1
+
+
+# Typing
+
+
+def typing(conversation_id: int, user_id: int, name: str, on: bool) -> dict[str, Any]:
+    return {"type": "typing", "conversation_id": conversation_id, "user_id": user_id, "name": name, "typing": on, "ttl": 6}
+
+
+async def test_typing_reaches_the_other_member_and_is_throttled(people: People) -> None:
+    a = people.ids["alice"]
+    async with ws_open(people.alice) as alice, ws_open(people.alice) as alice2, ws_open(people.bob) as bob:
+        start = {"type": "typing", "conversation_id": people.ab, "typing": True}
+        stop = {**start, "typing": False}
+        await alice.send(start)
+        assert await bob.expect("typing") == typing(people.ab, a, "Alice", True)
+        await alice.send(start)  # within 2 s: not passed on
+        await alice.send(stop)  # stop always is
+        assert await bob.expect("typing") == typing(people.ab, a, "Alice", False)
+        await alice.send(start)  # after a stop, a start is new
+        assert await bob.expect("typing") == typing(people.ab, a, "Alice", True)
+        assert [f["typing"] for f in bob.taken("typing")] == [True, False, True]
+        # Never to my own sockets: the tab that typed, nor my other tab.
+        await bob.send({"type": "typing", "conversation_id": people.ab, "typing": True})
+        assert await alice.expect("typing") == typing(people.ab, people.ids["bob"], "Bob", True)
+        assert await alice2.expect("typing") == typing(people.ab, people.ids["bob"], "Bob", True)
+        assert alice.taken("typing") == alice2.taken("typing") == [typing(people.ab, people.ids["bob"], "Bob", True)]
+        assert [f["user_id"] for f in bob.taken("typing")] == [a, a, a]
+
+
+async def test_typing_throttle_is_per_conversation(people: People) -> None:
+    other = await people.direct(people.alice, "carol")
+    async with ws_open(people.alice) as alice, ws_open(people.bob) as bob, ws_open(people.carol) as carol:
+        await alice.send({"type": "typing", "conversation_id": people.ab, "typing": True})
+        await alice.send({"type": "typing", "conversation_id": other, "typing": True})
+        assert (await bob.expect("typing"))["conversation_id"] == people.ab
+        assert (await carol.expect("typing"))["conversation_id"] == other
+
+
+async def test_typing_where_i_am_not_a_member_is_not_found(people: People) -> None:
+    theirs = await people.direct(people.carol, "bob")
+    async with ws_open(people.alice) as alice, ws_open(people.bob) as bob, ws_open(people.carol) as carol:
+        await alice.send({"type": "typing", "conversation_id": theirs, "typing": True})
+        error = await alice.error("not_found")
+        assert error["ref"] == str(theirs)
+        await alice.send({"type": "typing", "conversation_id": theirs, "typing": False})
+        await alice.error("not_found")
+        # Neither of them heard it: the next typing frame bob gets is carol's.
+        await carol.send({"type": "typing", "conversation_id": theirs, "typing": True})
+        assert (await bob.expect("typing"))["user_id"] == people.ids["carol"]
+        assert len(bob.taken("typing")) == 1
+
+
+# Presence
+
+
+@pytest.fixture
+def grace(monkeypatch: pytest.MonkeyPatch) -> float:
+    monkeypatch.setattr(endpoint, "PRESENCE_GRACE", 0.1)
+    return 0.1
+
+
+async def presence_frames(sock: Sock) -> list[dict[str, Any]]:
+    return sock.taken("presence")
+
+
+async def test_presence_online_goes_to_contacts_only(people: People, login_as: Any) -> None:
+    a, b = people.ids["alice"], people.ids["bob"]
+    async with ws_open(people.alice) as alice, ws_open(people.carol) as carol:
+        snapshot = await alice.expect("presence_snapshot")
+        assert snapshot["users"] == [{"user_id": b, "online": False, "last_seen": None}]
+        assert (await carol.expect("presence_snapshot"))["users"] == []
+        async with ws_open(people.bob) as bob:
+            assert await alice.expect("presence") == {"type": "presence", "user_id": b, "online": True, "last_seen": None}
+            snapshot = await bob.expect("presence_snapshot")
+            assert snapshot["users"] == [{"user_id": a, "online": True, "last_seen": None}]
+            # carol shares nothing with bob: her next presence frame is about someone she knows.
+            dave = await login_as("dave")
+            await people.direct(dave, "carol")
+            async with ws_open(dave) as d:
+                assert (await carol.expect("presence"))["user_id"] == d.hello["user_id"]
+                assert len(carol.taken("presence")) == 1
+
+
+async def test_presence_changes_only(people: People, grace: float) -> None:
+    b = people.ids["bob"]
+    async with ws_open(people.alice) as alice:
+        async with ws_open(people.bob):
+            assert (await alice.expect("presence"))["online"] is True
+            async with ws_open(people.bob):
+                pass  # a second tab opens and closes: no change
+            await asyncio.sleep(grace * 3)
+        offline = await alice.expect("presence")
+        assert offline["user_id"] == b and offline["online"] is False
+        assert [f["online"] for f in alice.taken("presence")] == [True, False]
+
+
+async def test_offline_after_the_grace_with_last_seen(people: People, svc: Services, clock: FrozenClock, grace: float) -> None:
+    b = people.ids["bob"]
+    async with ws_open(people.alice) as alice:
+        async with ws_open(people.bob):
+            await alice.expect("presence")
+        clock.advance(90)  # before the grace ends: the announcement says when
+        offline = await alice.expect("presence", timeout=grace + 1)
+        assert offline == {"type": "presence", "user_id": b, "online": False, "last_seen": clock.now().isoformat()}
+        async with svc.db.reading() as s:
+            seen = await store_staff.last_seen(s, [b])
+        assert seen[b] is not None and seen[b].replace(tzinfo=None) == clock.now().replace(tzinfo=None)
+    # A new socket's snapshot says when bob was last seen.
+    async with ws_open(people.alice) as alice:
+        snapshot = await alice.expect("presence_snapshot")
+        assert snapshot["users"] == [{"user_id": b, "online": False, "last_seen": clock.now().isoformat()}]
+
+
+async def test_a_reload_within_the_grace_is_not_a_change(people: People, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(endpoint, "PRESENCE_GRACE", 0.4)
+    async with ws_open(people.alice) as alice:
+        async with ws_open(people.bob):
+            await alice.expect("presence")
+        async with ws_open(people.bob):  # the reloaded page
+            await asyncio.sleep(0.6)  # past the first socket's grace
+            assert [f for f in await alice.quiet() if f["type"] == "presence"] == []
+        offline = await alice.expect("presence", timeout=1.5)
+        assert offline["online"] is False
+        assert [f["online"] for f in alice.taken("presence")] == [True, False]
