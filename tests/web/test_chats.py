@@ -205,7 +205,7 @@ async def test_direct_chat_is_created_once_and_reopened(login_as: Any, svc: Serv
     r = await alice.submit("/chats/direct", {"username": "bob"}, page="/directory")
     assert r.headers["Location"].endswith(f"/chats/{first}#bottom")
     html = await page_html(alice, f"/chats/{first}")
-    assert "<h1>Bob</h1>" in html
+    assert re.search(r"<h1[^>]*>Bob</h1>", html)
 
 
 async def test_direct_chat_with_nobody_or_myself(login_as: Any) -> None:
@@ -248,7 +248,7 @@ async def test_group_lifecycle_with_system_lines(login_as: Any, svc: Services) -
         "Dave Dunn left",
     ]
     assert '<span class="sender">Bob Brown</span>' in html  # sender names in groups
-    assert "<h1>Ward 7</h1>" in html
+    assert re.search(r"<h1[^>]*>Ward 7</h1>", html)
     # Those who left no longer see it.
     carol = await login_as("carol")
     assert (await carol.get(f"/chats/{conv}")).status_code == 404
@@ -359,7 +359,9 @@ async def test_text_is_stored_exactly_and_rendered_escaped(login_as: Any, svc: S
     html = await page_html(bob, f"/chats/{conv}")
     assert "K+ &lt; 3.5 &amp; BP &gt; 140 &lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>alert(1)" not in html
-    assert "<script" not in html.lower().replace("&lt;script", "")
+    # The only script elements are the app's own files.
+    for tag in re.findall(r"<script[^>]*>", html, re.I):
+        assert re.search(r'src="/static/', tag), tag
     listing = await page_html(bob, "/chats")
     assert "&lt;script&gt;" in listing and "<script>alert" not in listing
 
