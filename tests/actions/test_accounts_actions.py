@@ -289,3 +289,18 @@ async def test_session_tokens_are_stored_hashed(svc: Services, make_user: Any) -
     await make_user("bob")
     login = await auth.do_login(svc, "bob", PASSWORD, "", "")
     assert login.token not in repr(await snapshot(svc))
+
+
+async def test_concurrent_setup_makes_one_admin(svc: Services) -> None:
+    import asyncio
+
+    token = await accounts.do_issue_setup_link(svc)
+    assert token
+    results = await asyncio.gather(
+        *(accounts.do_setup_admin(svc, token, StaffFields(f"root{i}", f"Root Number{i}"), NEW_PASSWORD, "") for i in range(3)),
+        return_exceptions=True,
+    )
+    made = [r for r in results if isinstance(r, Staff)]
+    assert len(made) == 1, results
+    assert all(isinstance(r, NotFound) for r in results if not isinstance(r, Staff))
+    assert len(await accounts.directory(svc, "root")) == 1

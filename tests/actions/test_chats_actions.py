@@ -293,3 +293,28 @@ async def test_pages_are_keyset_on_id(svc: Services, staff: dict[str, Staff], mo
     assert [m.body for m in older.messages] == [str(i) for i in range(20, 70)] and older.has_older
     oldest = await chats.view_conversation(svc, alice, conv, before_id=older.messages[0].id, mark_read=False)
     assert [m.body for m in oldest.messages] == [str(i) for i in range(20)] and not oldest.has_older
+
+
+async def test_concurrent_double_submit_stores_one_message(svc: Services, staff: dict[str, Staff], group: int, events: list[Event]) -> None:
+    import asyncio
+
+    events.clear()
+    cid = new_id()
+    alice = actor_for(staff["alice"])
+    results = await asyncio.gather(*(chats.do_send_message(svc, alice, group, "once", cid) for _ in range(4)))
+    assert len({r.message.id for r in results}) == 1
+    assert sum(r.created for r in results) == 1
+    assert [m.body for m in await all_messages(svc, group) if m.kind == "text"] == ["once"]
+    assert kinds(events) == ["message"]
+
+
+async def test_concurrent_open_direct_makes_one_chat(svc: Services, staff: dict[str, Staff]) -> None:
+    import asyncio
+
+    ids = await asyncio.gather(
+        chats.do_open_direct(svc, actor_for(staff["alice"]), "bob"),
+        chats.do_open_direct(svc, actor_for(staff["bob"]), "alice"),
+        chats.do_open_direct(svc, actor_for(staff["alice"]), "bob"),
+    )
+    assert len(set(ids)) == 1
+    assert len(await chats.list_conversations(svc, staff["alice"])) == 1

@@ -224,6 +224,10 @@ async def test_session_cookie_flags(client: Client, make_user: Any) -> None:
     lowered = cookie.lower()
     assert "secure" in lowered and "httponly" in lowered and "samesite=lax" in lowered and "path=/" in lowered
     assert "domain=" not in lowered
+    # The CSRF seed cookie is just as guarded.
+    fresh = await Client(client.app).get("/login")
+    seed = next(v for v in fresh.headers.get_all("Set-Cookie") if v.startswith("__Host-medchat_csrf="))
+    assert all(flag in seed.lower() for flag in ("secure", "httponly", "samesite=lax", "path=/"))
 
 
 async def test_logout_ends_the_session_server_side(app: Quart, login_as: Any, svc: Services) -> None:
