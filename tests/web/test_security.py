@@ -310,3 +310,19 @@ async def test_https_redirect(app_config: dict[str, Any], tmp_path: Path, monkey
         assert r.headers["Location"] == "https://ward.example:8443/chats?x=1"
         assert (await c.get("/healthz", scheme="http")).status_code == 200  # probes stay on plain HTTP
         assert (await c.get("/login", scheme="https")).status_code == 200
+
+
+async def test_a_crash_is_a_500_page_without_details(chat: tuple[Client, int, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.actions import chats
+
+    async def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(chats, "list_conversations", boom)
+    alice, _, _ = chat
+    r = await alice.get("/chats")
+    assert r.status_code == 500
+    html = await r.get_data(as_text=True)
+    assert "Something went wrong" in html
+    assert "secret internal detail" not in html and "Traceback" not in html
+    assert "no-store" in r.headers["Cache-Control"]
