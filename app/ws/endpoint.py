@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -161,10 +162,12 @@ class _Session:
         after = _after_arg(websocket.args.get("after", ""))
         conn.resuming = after is not None
         first = hub.add(conn)
+        # The resume runs in the receive task: closing the socket (slow consumer, heartbeat,
+        # session end) cancels it even when the peer stopped reading in the middle of it.
         tasks = [
-            asyncio.create_task(self._send_loop(), name="ws-send"),
-            asyncio.create_task(self._receive_loop(), name="ws-receive"),
-            asyncio.create_task(self._heartbeat(), name="ws-heartbeat"),
+            asyncio.create_task(self._guarded(self._send_loop()), name="ws-send"),
+            asyncio.create_task(self._guarded(self._receive_loop(after)), name="ws-receive"),
+            asyncio.create_task(self._guarded(self._heartbeat()), name="ws-heartbeat"),
         ]
         try:
             conn.queue.put_nowait(dumps({
@@ -174,8 +177,6 @@ class _Session:
             if first:
                 await announce_presence(self.svc, self.actor.user.id, True, hub.instance_id)
             await self._presence_snapshot()
-            if after is not None:
-                await self._resume(after)
             await conn.closed.wait()
         except asyncio.CancelledError:
             raise
@@ -207,13 +208,25 @@ class _Session:
         self.state.background.add(task)
         task.add_done_callback(self.state.background.discard)
 
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run one of the socket's tasks; an unexpected error closes the socket with 1011."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("socket task failed")
+            self.conn.close_soon(1011, "server error")
+
     async def _send_loop(self) -> None:
         while True:
             frame = await self.conn.queue.get()
             await websocket.send(frame)
 
-    async def _receive_loop(self) -> None:
+    async def _receive_loop(self, resume_after: int | None) -> None:
         limit = self.config["WS_MAX_MESSAGE_BYTES"]
+        if resume_after is not None:
+            await self._resume(resume_after)  # before reading frames: one resume at a time
         while True:
             raw = await websocket.receive()
             self.conn.last_heard = time.monotonic()
@@ -251,6 +264,8 @@ class _Session:
             await self._resume(frame.after_id)
             return
         await self._activity()
+        if self.conn.closing is not None:
+            return  # the session ended (or the socket is closing): the frame does nothing
         if isinstance(frame, Send):
             sent = await do_send_message(self.svc, self.actor, frame.conversation_id, frame.body, frame.client_msg_id, frame.reply_to)
             self._reply(dumps({"type": "ack", "client_msg_id": frame.client_msg_id, "message": message_dict(sent.message), "duplicate": not sent.created}))
