@@ -1,0 +1,108 @@
+"""``conversation`` frames: created, renamed, member added or removed, sent by the form door."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.services import Services
+from tests.conftest import Client
+from tests.helpers import all_messages, conversation_id_of, new_id
+from tests.ws.conftest import People
+from tests.ws.wsclient import Sock, ws_open
+
+pytestmark = pytest.mark.usefixtures("database_kind")
+
+
+def conversation(event: str, conversation_id: int, title: str, kind: str = "group", **extra: Any) -> dict[str, Any]:
+    return {"type": "conversation", "event": event, "conversation": {"id": conversation_id, "kind": kind, "title": title}, **extra}
+
+
+async def create_group(client: Client, title: str, members: list[str]) -> int:
+    response = await client.submit("/chats/group", {"title": title, "members": members}, page="/chats/new-group")
+    assert response.status_code == 303, await response.get_data(as_text=True)
+    return conversation_id_of(response.headers["Location"])
+
+
+async def system_line(sock: Sock, conversation_id: int) -> str:
+    message = (await sock.expect("message"))["message"]
+    assert message["conversation_id"] == conversation_id and message["kind"] == "system"
+    return str(message["body"])
+
+
+async def test_a_direct_chat_is_announced_to_both(people: People) -> None:
+    async with ws_open(people.alice) as alice, ws_open(people.carol) as carol, ws_open(people.bob) as bob:
+        conv = await people.direct(people.alice, "carol")
+        for sock in (alice, carol):
+            assert await sock.expect("conversation") == conversation("created", conv, "", "direct")
+        # Opening it again creates nothing and announces nothing.
+        assert await people.direct(people.carol, "alice") == conv
+        again = await people.direct(people.bob, "carol")
+        for sock in (bob, carol):
+            assert await sock.expect("conversation") == conversation("created", again, "", "direct")
+        assert len(carol.taken("conversation")) == 2
+        assert len(bob.taken("conversation")) == 1
+        # alice is in neither of the later ones.
+        assert [f for f in await alice.quiet() if f["type"] == "conversation"] == []
+        assert len(alice.taken("conversation")) == 1
+
+
+async def test_group_lifecycle_reaches_the_members_sockets(people: People, login_as: Any, svc: Services) -> None:
+    dave_client = await login_as("dave")
+    async with (
+        ws_open(people.alice) as alice, ws_open(people.bob) as bob,
+        ws_open(people.carol) as carol, ws_open(dave_client) as dave,
+    ):
+        ids = people.ids
+        # Created (by the form): the members hear of it, dave does not.
+        group = await create_group(people.alice, "Ward 7 <night>", ["bob", "carol"])
+        for sock in (alice, bob, carol):
+            assert await sock.expect("conversation") == conversation("created", group, "Ward 7 <night>")
+            assert "created the group" in await system_line(sock, group)
+        # Renamed.
+        response = await people.alice.submit(f"/chats/{group}/rename", {"title": "Ward 7 & 8"}, page=f"/chats/{group}/info")
+        assert response.status_code == 303
+        for sock in (alice, bob, carol):
+            assert await sock.expect("conversation") == conversation("renamed", group, "Ward 7 & 8")
+            assert "Ward 7 & 8" in await system_line(sock, group)
+        # dave added: he hears of it too, and from now on gets the group's messages.
+        response = await people.alice.submit(f"/chats/{group}/members", {"username": "dave"}, page=f"/chats/{group}/info")
+        assert response.status_code == 303
+        for sock in (alice, bob, carol, dave):
+            assert await sock.expect("conversation") == conversation("member_added", group, "Ward 7 & 8", user_ids=[dave.hello["user_id"]])
+            assert "added Dave" in await system_line(sock, group)
+        # carol removed: she is told, and then hears nothing more of the group.
+        response = await people.alice.submit(f"/chats/{group}/members/{ids['carol']}/remove", page=f"/chats/{group}/info")
+        assert response.status_code == 303
+        for sock in (alice, bob, carol, dave):
+            assert await sock.expect("conversation") == conversation("member_removed", group, "Ward 7 & 8", user_ids=[ids["carol"]])
+        for sock in (alice, bob, dave):
+            assert "removed Carol" in await system_line(sock, group)
+        # bob leaves.
+        response = await people.bob.submit(f"/chats/{group}/leave", page=f"/chats/{group}/info")
+        assert response.status_code == 303
+        for sock in (alice, bob, dave):
+            assert await sock.expect("conversation") == conversation("member_removed", group, "Ward 7 & 8", user_ids=[ids["bob"]])
+        for sock in (alice, dave):
+            assert "left" in await system_line(sock, group)
+        # Nothing of the group reaches the ones who left, and they cannot act in it.
+        cid = new_id()
+        await alice.send({"type": "send", "client_msg_id": cid, "conversation_id": group, "body": "after they left"})
+        ack = await alice.expect("ack")
+        assert (await dave.expect("message"))["message"]["id"] == ack["message"]["id"]
+        for sock in (bob, carol):
+            for frame in (
+                {"type": "send", "client_msg_id": new_id(), "conversation_id": group, "body": "still here?"},
+                {"type": "read", "conversation_id": group, "up_to_id": ack["message"]["id"]},
+                {"type": "delivered", "conversation_id": group, "up_to_id": ack["message"]["id"]},
+                {"type": "typing", "conversation_id": group, "typing": True},
+            ):
+                await sock.send(frame)
+                assert (await sock.error("not_found"))["message"]
+            await sock.send({"type": "sync", "after_id": ack["message"]["id"] - 1})
+            assert (await sock.expect("sync"))["messages"] == []
+            assert ack["message"]["id"] not in [f["message"]["id"] for f in sock.taken("message")]
+        assert [m.body for m in await all_messages(svc, group) if m.kind == "text"] == ["after they left"]
+        # dave never heard of the group before he was added.
+        assert [f["event"] for f in dave.taken("conversation")] == ["member_added", "member_removed", "member_removed"]
