@@ -9,6 +9,7 @@ import pytest
 import app.ws.endpoint as endpoint
 from app.actions import chats
 from app.actions.accounts import get_staff
+from app.realtime.events import Event
 from app.services import Services
 from tests.helpers import actor_for, new_id
 from tests.ws.conftest import People
@@ -160,3 +161,14 @@ async def test_live_events_during_a_resume_are_held_and_not_doubled(people: Peop
         assert order == ["sync", "message"]
         rest = await sock.quiet()
         assert [f for f in rest if f["type"] in ("sync", "message")] == []
+
+
+async def test_sync_needed_reaches_every_socket(people: People, svc: Services) -> None:
+    """What the Redis broker publishes after it lost its subscription: ask the store."""
+    async with ws_open(people.alice) as alice, ws_open(people.alice) as alice2, ws_open(people.carol) as carol:
+        missed = await say(svc, people.ids["bob"], people.ab, "sent while the broker was away")
+        await svc.broker.publish(Event("sync_needed"))
+        for sock in (alice, alice2, carol):
+            assert await sock.expect("sync_needed") == {"type": "sync_needed"}
+        await alice.send({"type": "sync", "after_id": missed - 1})
+        assert ids_of(await pages(alice)) == [missed]
