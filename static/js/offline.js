@@ -1,0 +1,2 @@
+// The offline page: try again by itself when the network is back.
+window.addEventListener('online', () => location.reload());
