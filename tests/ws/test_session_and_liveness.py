@@ -129,7 +129,7 @@ async def test_the_server_pings_and_a_silent_client_is_closed_with_4000(people: 
                 assert await silent.closed(PROMPT) == 4000
                 waited = time.monotonic() - started
                 assert 0.3 <= waited <= 1.0, waited  # three intervals of 0.1 s, checked every 0.1 s
-                assert len(silent.taken("ping")) >= 2
+                assert silent.taken("ping") != []  # pinged before giving up
             await asyncio.sleep(0.4)
         finally:
             pongs.cancel()
