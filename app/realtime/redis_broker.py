@@ -1,8 +1,10 @@
 """Redis pub/sub broker for several MedChat processes.
 
 Redis carries wake-ups only. If Redis goes away, events still reach this process's own
-sockets, and when the subscription comes back every local socket is told to ask the
-store for what it missed (``sync_needed``): a lost wake-up costs latency, never a message.
+sockets; when the subscription comes back, every socket that may have missed a wake-up is
+told to ask the store (``sync_needed``): this process's sockets if its subscription was
+down, and every process's sockets if events published here never reached Redis (the other
+processes may have been subscribed all along). A lost wake-up costs latency, never a message.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -30,7 +33,9 @@ class RedisBroker:
         self._on_event: EventHandler | None = None
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
-        self._gap = False
+        self._gap = False  # our subscription was down: our sockets may have missed events
+        self._dropped = False  # an event of ours never reached Redis: other processes' sockets may have missed it
+        self._origin = uuid.uuid4().hex
 
     async def start(self, on_event: EventHandler) -> None:
         self._on_event = on_event
@@ -45,15 +50,21 @@ class RedisBroker:
         assert self._client is not None and self._on_event is not None
         if self._subscribed.is_set():
             try:
+                if self._dropped:
+                    await self._publish_sync_needed()
                 await self._client.publish(self.channel, event.to_json())
                 return
             except (RedisError, OSError) as exc:
                 log.warning("redis publish failed (%s); delivering locally only", type(exc).__name__)
-                self._gap = True
-        else:
-            self._gap = True
-        # Other processes miss this wake-up; their clients catch up after the reconnect.
+        # Other processes miss this wake-up; their sockets are told to sync once we are back.
+        self._dropped = True
         await self._on_event(event)
+
+    async def _publish_sync_needed(self) -> None:
+        """Tell every other process's sockets to catch up from the store."""
+        assert self._client is not None
+        await self._client.publish(self.channel, Event("sync_needed", origin=self._origin).to_json())
+        self._dropped = False
 
     async def _listen(self) -> None:
         assert self._client is not None and self._on_event is not None
@@ -64,6 +75,8 @@ class RedisBroker:
                 await pubsub.subscribe(self.channel)
                 self._subscribed.set()
                 delay = 0.2
+                if self._dropped:
+                    await self._publish_sync_needed()
                 if self._gap:
                     self._gap = False
                     await self._on_event(Event("sync_needed"))
@@ -76,6 +89,8 @@ class RedisBroker:
                     except (ValueError, KeyError, TypeError):
                         log.warning("ignoring a malformed event on %s", self.channel)
                         continue
+                    if event.kind == "sync_needed" and event.origin == self._origin:
+                        continue  # ours: our own sockets had those events already
                     await self._on_event(event)
             except asyncio.CancelledError:
                 raise
