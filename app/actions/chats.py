@@ -67,11 +67,12 @@ async def view_conversation(
     """A page of history; the newest page moves my watermarks (read, or only delivered)."""
     async with svc.db.reading() as s:
         detail = await _member_detail(s, conversation_id, actor.user.id)
+        me = detail.member(actor.user.id)
+        assert me is not None
         messages, has_older = await chats.messages_page(
-            s, conversation_id, before_id=before_id, limit=svc.config["PAGE_SIZE"]
+            s, conversation_id, before_id=before_id, limit=svc.config["PAGE_SIZE"],
+            history_from=me.history_from_id,
         )
-    me = detail.member(actor.user.id)
-    assert me is not None
     if before_id is None and detail.last_message_id:
         if mark_read:
             await do_mark_read(svc, actor, conversation_id, detail.last_message_id)
@@ -285,7 +286,9 @@ async def do_send_message(
         earlier = await chats.message_by_client_id(s, actor.user.id, client_msg_id)
         if earlier is not None:
             return _repeat(earlier, conversation_id)
-        if reply_to is not None and not await chats.message_in_conversation(s, reply_to, conversation_id):
+        me = detail.member(actor.user.id)
+        floor = me.history_from_id if me else 0
+        if reply_to is not None and not await chats.message_in_conversation(s, reply_to, conversation_id, floor):
             raise ActionError("bad_reply_to", "The message you reply to is not in this conversation.", field="reply_to")
     wait = svc.message_buckets.take(actor.user.id)
     if wait:
@@ -346,9 +349,9 @@ async def do_mark_delivered(svc: Services, actor: Actor, conversation_id: int, u
 async def message_for(svc: Services, user: Staff, conversation_id: int, message_id: int) -> MessageRecord:
     """One message of a conversation I am in (the reply preview)."""
     async with svc.db.reading() as s:
-        await _member_detail(s, conversation_id, user.id)
+        me = (await _member_detail(s, conversation_id, user.id)).member(user.id)
         rec = await chats.message_record(s, message_id)
-    if rec is None or rec.conversation_id != conversation_id:
+    if rec is None or rec.conversation_id != conversation_id or me is None or rec.id <= me.history_from_id:
         raise NotFound("No such message.")
     return rec
 

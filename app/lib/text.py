@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-import bleach
+from bleach.linkifier import TLDS, Linker, build_url_re
 from markupsafe import Markup, escape
 
 # C0/C1 control characters other than tab and newline, plus lone surrogates.
@@ -53,11 +53,21 @@ def _link_attrs(attrs: dict[tuple[str | None, str], str], new: bool = False) -> 
 
 _CALLBACKS: list[Callable[..., dict[tuple[str | None, str], str]]] = [_link_attrs]
 
+# bleach links bare names only under public top-level domains. A hospital's own systems
+# (http://10.1.2.3/lab, https://wiki.hospital.local/, https://pacs/) matter as much, so any
+# http(s) URL with an explicit scheme is linked too, whatever its host.
+_URL_RE = re.compile(
+    r"""\(*(?:\bhttps?://[\w.-]+(?::[0-9]+)?(?:[/?#][^\s{}|\\^`<>"]*)?"""
+    r"|" + build_url_re(tlds=[*TLDS, "local", "internal", "lan", "intranet"], protocols=["http", "https"]).pattern + ")",
+    re.IGNORECASE | re.VERBOSE | re.UNICODE,
+)
+_LINKER = Linker(callbacks=_CALLBACKS, parse_email=False, url_re=_URL_RE)
+
 
 def render_body(text: str) -> Markup:
     """Return stored text as safe HTML: escaped, URLs linked, line breaks kept."""
     escaped = str(escape(text))
-    linked = bleach.linkify(escaped, callbacks=_CALLBACKS, parse_email=False)
+    linked = _LINKER.linkify(escaped)
     # Safe: everything but bleach's own <a> tags was escaped above.
     return Markup(linked.replace("\n", "<br>\n"))  # noqa: S704
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -93,11 +94,12 @@ async def add_member(
     if row is None:
         row = Membership(
             conversation_id=conversation_id, user_id=user_id, role=role, joined_at=now,
-            last_read_id=start_after, last_delivered_id=start_after,
+            last_read_id=start_after, last_delivered_id=start_after, history_from_id=start_after,
         )
         s.add(row)
     else:
         row.role, row.joined_at, row.left_at = role, now, None
+        row.history_from_id = start_after
         row.last_read_id = max(row.last_read_id, start_after)
         row.last_delivered_id = max(row.last_delivered_id, start_after)
     await s.flush()
@@ -131,6 +133,7 @@ async def conversation_detail(s: AsyncSession, conversation_id: int) -> Conversa
             user_id=u.id, username=u.username, display_name=u.display_name,
             department=u.department, job_title=u.job_title, role=m.role,
             last_read_id=m.last_read_id, last_delivered_id=m.last_delivered_id, active=u.active,
+            history_from_id=m.history_from_id,
         )
         for m, u in rows.all()
     ]
@@ -240,28 +243,39 @@ async def insert_message(
 
 
 async def messages_page(
-    s: AsyncSession, conversation_id: int, *, before_id: int | None, limit: int
+    s: AsyncSession, conversation_id: int, *, before_id: int | None, limit: int, history_from: int = 0
 ) -> tuple[list[MessageRecord], bool]:
     """Up to ``limit`` messages before ``before_id`` (newest page when None), oldest first,
-    and whether older ones exist. Keyset pagination on id."""
+    and whether older ones exist. Keyset pagination on id; nothing at or below ``history_from``."""
     stmt = (
         _message_select()
-        .where(Message.conversation_id == conversation_id)
+        .where(Message.conversation_id == conversation_id, Message.id > history_from)
         .order_by(Message.id.desc())
         .limit(limit + 1)
     )
     if before_id is not None:
         stmt = stmt.where(Message.id < before_id)
-    rows = [_to_record(r) for r in (await s.execute(stmt)).all()]
+    rows = [_hide_old_reply(_to_record(r), history_from) for r in (await s.execute(stmt)).all()]
     has_more = len(rows) > limit
     return list(reversed(rows[:limit])), has_more
 
 
-async def message_in_conversation(s: AsyncSession, message_id: int, conversation_id: int) -> bool:
+def _hide_old_reply(rec: MessageRecord, history_from: int) -> MessageRecord:
+    """A reply quoting a message from before the reader joined shows no quote text."""
+    if rec.reply_to_id is not None and rec.reply_to_id <= history_from:
+        return replace(rec, reply_body="", reply_sender_name="")
+    return rec
+
+
+async def message_in_conversation(
+    s: AsyncSession, message_id: int, conversation_id: int, history_from: int = 0
+) -> bool:
     return (
         await s.scalar(
             select(Message.id).where(
-                Message.id == message_id, Message.conversation_id == conversation_id
+                Message.id == message_id,
+                Message.conversation_id == conversation_id,
+                Message.id > history_from,
             )
         )
     ) is not None
@@ -270,19 +284,24 @@ async def message_in_conversation(s: AsyncSession, message_id: int, conversation
 async def messages_after(
     s: AsyncSession, user_id: int, after_id: int, limit: int
 ) -> list[MessageRecord]:
-    """Messages after ``after_id`` in the conversations the user is in now, oldest first."""
-    mine = (
-        select(Membership.conversation_id)
-        .where(Membership.user_id == user_id, Membership.left_at.is_(None))
-        .scalar_subquery()
-    )
+    """Messages after ``after_id`` in the conversations the user is in now (and from their
+    joining on), oldest first."""
     stmt = (
         _message_select()
-        .where(Message.id > after_id, Message.conversation_id.in_(mine))
+        .join(
+            Membership,
+            and_(
+                Membership.conversation_id == Message.conversation_id,
+                Membership.user_id == user_id,
+                Membership.left_at.is_(None),
+            ),
+        )
+        .add_columns(Membership.history_from_id)
+        .where(Message.id > after_id, Message.id > Membership.history_from_id)
         .order_by(Message.id)
         .limit(limit)
     )
-    return [_to_record(r) for r in (await s.execute(stmt)).all()]
+    return [_hide_old_reply(_to_record(r[:4]), r[4]) for r in (await s.execute(stmt)).all()]
 
 
 async def raise_watermarks(
@@ -343,12 +362,17 @@ async def contact_ids(s: AsyncSession, user_id: int) -> list[int]:
 
 async def count_messages_after(s: AsyncSession, user_id: int, after_id: int, cap: int) -> int:
     """How many messages after ``after_id`` in my conversations, counting at most ``cap + 1``."""
-    mine = select(Membership.conversation_id).where(
-        Membership.user_id == user_id, Membership.left_at.is_(None)
-    )
     inner = (
         select(Message.id)
-        .where(Message.id > after_id, Message.conversation_id.in_(mine))
+        .join(
+            Membership,
+            and_(
+                Membership.conversation_id == Message.conversation_id,
+                Membership.user_id == user_id,
+                Membership.left_at.is_(None),
+            ),
+        )
+        .where(Message.id > after_id, Message.id > Membership.history_from_id)
         .limit(cap + 1)
         .subquery()
     )

@@ -84,6 +84,8 @@ class Membership(Base):
     role: Mapped[str] = mapped_column(String(8), default="member")  # owner | admin | member
     last_read_id: Mapped[int] = mapped_column(BigInteger, default=0)
     last_delivered_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Messages up to this id were sent before the member (last) joined: not theirs to see.
+    history_from_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

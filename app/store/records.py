@@ -69,6 +69,7 @@ class MemberRecord:
     last_read_id: int
     last_delivered_id: int
     active: bool
+    history_from_id: int = 0
 
 
 @dataclass(frozen=True)

@@ -78,3 +78,19 @@ def test_preview() -> None:
     cut = preview(long, 20)
     assert len(cut) == 20 and cut.endswith("\u2026")
     assert preview(CLINICAL) == CLINICAL  # plain text: Jinja escapes it
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://10.1.2.3/lab?x=1", "https://wiki.hospital.local/page", "https://pacs/study/7", "https://www.nhs.uk/conditions"],
+)
+def test_intranet_and_public_urls_are_linked(url: str) -> None:
+    html = str(render_body(f"see {url} now"))
+    assert f'href="{url.replace("&", "&amp;")}"' in html
+    assert 'rel="noopener noreferrer nofollow"' in html
+
+
+def test_only_http_links() -> None:
+    html = str(render_body("javascript:alert(1) ftp://files.example.org/x"))
+    assert "<a" not in html.split("ftp://")[0]
+    assert 'href="javascript' not in html
