@@ -62,6 +62,7 @@ function startLive(root) {
   const handleMessage = (m) => {
     resume.seen(m.id);
     const fromOther = m.sender_id !== me;
+    if (!fromOther && m.client_msg_id) outbox.done(m.client_msg_id);  // stored: an event is as good as the ack
     const shownHere = conversation ? conversation.onMessage(m) && !conversation.historical : false;
     const onScreen = shownHere && document.visibilityState === 'visible';
     if (chatList) chatList.onMessage(m, { countsAsUnread: fromOther && m.kind === 'text' && !onScreen });
