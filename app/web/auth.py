@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from quart import Blueprint, g, redirect, render_template, request, url_for
+from quart import Blueprint, current_app, g, has_request_context, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from quart_auth import AuthUser, login_user, logout_user
 from quart_rate_limiter import rate_limit
+from werkzeug.sansio.response import Response as BaseResponse
 
 from app.actions import accounts, auth
 from app.actions.accounts import StaffFields
 from app.actions.errors import ActionError, LoginFailed
 from app.web.context import actor, client_ip, current_actor, login_required, safe_next, svc
+from app.web.security import cookie_name
 
 bp = Blueprint("auth", __name__)
 
@@ -41,7 +43,30 @@ async def login_submit() -> ResponseReturnValue:
         return await render_template("auth/login.html", next=target, error=exc.message, username=username), 400
     # A new random session id at every login; the old cookie (if any) is simply replaced.
     login_user(AuthUser(done.token))
-    return redirect(target, 303)
+    response = redirect(target, 303)
+    _remember_device_choice(response, form.get("personal_device") == "1")
+    return response
+
+
+def _remember_device_choice(response: BaseResponse, personal: bool) -> None:
+    """Only on a personal device may the page's script keep unsent messages (IndexedDB) and
+    settings; a shared terminal keeps nothing. Logout's Clear-Site-Data removes the flag."""
+    name = cookie_name(current_app, "medchat_device")
+    if personal:
+        response.set_cookie(
+            name, "personal", max_age=current_app.config["SESSION_MAX_SECONDS"], path="/",
+            secure=current_app.config["COOKIE_SECURE"], httponly=True, samesite="Lax",
+        )
+    else:
+        response.delete_cookie(name, path="/", secure=current_app.config["COOKIE_SECURE"], httponly=True, samesite="Lax")
+
+
+@bp.app_context_processor
+def _device_flag() -> dict[str, bool]:
+    """``personal_device`` for the templates (a data attribute the script reads)."""
+    if not has_request_context() or current_actor() is None:
+        return {"personal_device": False}
+    return {"personal_device": request.cookies.get(cookie_name(current_app, "medchat_device")) == "personal"}
 
 
 @bp.post("/logout")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, current_app, redirect, render_template, request, url_for
+from quart import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
 from app.actions import accounts, chats
 from app.actions.errors import ActionError, NotFound
+from app.actions.frames import message_dict
 from app.lib.tokens import new_client_msg_id
+from app.store.records import ConversationSummary
 from app.web.context import actor, login_required, svc
 
 bp = Blueprint("chats", __name__)
@@ -28,7 +30,12 @@ def _int_arg(name: str) -> int | None:
 async def chat_list() -> str:
     convs = await chats.list_conversations(svc(), actor().user)
     unread_total = sum(c.unread for c in convs)
-    return await render_template("chats/list.html", conversations=convs, unread_total=unread_total)
+    return await render_template("chats/list.html", conversations=convs, unread_total=unread_total, last_id=_resume_point(convs), current_id=None)
+
+
+def _resume_point(convs: list[ConversationSummary]) -> int:
+    """The message id the page's script resumes /ws from: nothing newer is on the page."""
+    return max((c.last_message.id for c in convs if c.last_message), default=0)
 
 
 @bp.get("/directory")
@@ -74,6 +81,9 @@ async def create_group() -> ResponseReturnValue:
 async def _conversation_page(conversation_id: int, *, body: str = "", client_msg_id: str | None = None, error: str | None = None, reply_to: int | None = None) -> str:
     before = _int_arg("before")
     auto = request.args.get("auto") == "1"
+    # The list beside the conversation (two panes on a desktop) is read first, so the id the
+    # script resumes from is never newer than anything the page shows.
+    convs = await chats.list_conversations(svc(), actor().user)
     view = await chats.view_conversation(svc(), actor(), conversation_id, before_id=before, mark_read=not auto and error is None)
     reply = None
     if reply_to is None:
@@ -87,7 +97,31 @@ async def _conversation_page(conversation_id: int, *, body: str = "", client_msg
         "chats/conversation.html", view=view, body=body, error=error, reply=reply,
         client_msg_id=client_msg_id or new_client_msg_id(), before=before,
         refresh=current_app.config["NOSCRIPT_REFRESH_SECONDS"],
+        conversations=convs, current_id=conversation_id, last_id=_resume_point(convs),
+        unread_total=sum(c.unread for c in convs if c.id != conversation_id),
+        members=[
+            {"id": m.user_id, "name": m.display_name, "read": m.last_read_id, "delivered": m.last_delivered_id}
+            for m in view.detail.members
+        ],
     )
+
+
+@bp.get("/chats/<int:conversation_id>/messages.json")
+@login_required
+async def older_messages(conversation_id: int) -> ResponseReturnValue:
+    """A page of history before ``before`` for the script (the no-JS page has ?before=).
+
+    Reading history moves no watermark. Members only: anyone else gets the same 404 as for
+    a conversation that does not exist.
+    """
+    before = _int_arg("before")
+    if before is None:
+        await chats.conversation_detail(svc(), actor().user, conversation_id)  # 404 first
+        raise BadRequest("before is required.")
+    view = await chats.view_conversation(svc(), actor(), conversation_id, before_id=before, mark_read=False)
+    response = jsonify({"messages": [message_dict(m) for m in view.messages], "has_older": view.has_older})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/chats/<int:conversation_id>")
