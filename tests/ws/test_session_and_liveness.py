@@ -116,29 +116,32 @@ async def answer_pings(sock: Sock, reply: dict[str, Any]) -> None:
             await sock.send(reply)
 
 
-@pytest.mark.app_config(WS_HEARTBEAT_SECONDS=0.1)
+@pytest.mark.app_config(WS_HEARTBEAT_SECONDS=0.2)
 async def test_the_server_pings_and_a_silent_client_is_closed_with_4000(people: People) -> None:
     async with ws_open(people.bob) as answering, ws_open(people.carol) as chatty:
         pongs = asyncio.create_task(answer_pings(answering, {"type": "pong"}))
-        # Any frame counts as a sign of life.
-        other = asyncio.create_task(answer_pings(chatty, {"type": "sync", "after_id": 2**62}))
+        # Any frame counts as a sign of life, even one the server cannot use.
+        other = asyncio.create_task(answer_pings(chatty, {"type": "not-a-pong"}))
         try:
             started = time.monotonic()  # before the silent socket starts its clock
             async with ws_open(people.alice) as silent:
-                assert silent.hello["heartbeat"] == 0.1
-                assert await silent.closed(PROMPT) == 4000
+                assert silent.hello["heartbeat"] == 0.2
+                assert await silent.closed(2.0) == 4000
                 waited = time.monotonic() - started
-                assert 0.3 <= waited <= 1.0, waited  # three intervals of 0.1 s, checked every 0.1 s
+                assert 0.6 <= waited <= 1.8, waited  # three intervals of 0.2 s, checked every 0.2 s
                 assert silent.taken("ping") != []  # pinged before giving up
-            await asyncio.sleep(0.4)
+            await asyncio.sleep(0.2)
         finally:
             pongs.cancel()
             other.cancel()
-        # The other two outlived several intervals and are still open.
+            await asyncio.gather(pongs, other, return_exceptions=True)
+        # The other two outlived several intervals and are still open (answered at once, no
+        # database work: on a busy machine a slow answer could outlast 3 intervals).
         assert len(answering.taken("ping")) >= 3
-        await still_works(answering, people.ab)
-        await chatty.send({"type": "typing", "conversation_id": people.ab, "typing": True})
-        assert (await chatty.error("not_found"))["ref"] == str(people.ab)
+        assert chatty.taken("error") != []  # its frames were read, each a sign of life
+        for sock in (answering, chatty):
+            await sock.send({"type": "still-there?"})
+            await sock.error("unknown_type")
 
 
 # Backpressure
