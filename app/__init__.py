@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         ),
         message_buckets=TokenBuckets(
             app.config["MESSAGE_RATE"], app.config["MESSAGE_RATE_PERIOD_SECONDS"],
-            app.config["MESSAGE_BURST"], time.monotonic,
+            app.config["MESSAGE_BURST"], clock.monotonic,
         ),
     )
     app.extensions["medchat"] = services

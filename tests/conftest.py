@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +16,6 @@ from typing import Any
 
 import pytest
 from quart import Quart
-from quart.typing import TestClientProtocol
 
 from app import create_app
 from app.actions.accounts import StaffFields, create_user_with_password
@@ -25,9 +23,7 @@ from app.lib.clock import FrozenClock
 from app.realtime.events import Event
 from app.services import Services
 from app.store.db import Database
-
-PASSWORD = "correct horse battery staple"
-PG_URL = os.environ.get("MEDCHAT_TEST_DATABASE_URL")
+from tests.support import PASSWORD, PG_URL, Client, _pg_admin, _pg_exec
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -50,24 +46,6 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _pg_admin(url: str) -> tuple[str, str]:
-    """Split a PostgreSQL URL into (server URL without database, database name)."""
-    base, _, name = url.rpartition("/")
-    return base, name
-
-
-async def _pg_exec(url: str, *statements: str) -> None:
-    import asyncpg
-
-    raw = url.replace("postgresql+asyncpg://", "postgresql://")
-    conn = await asyncpg.connect(raw)
-    try:
-        for sql in statements:
-            await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def pg_template() -> str | None:
     """A PostgreSQL template database migrated to head once; each test clones it."""
@@ -88,9 +66,9 @@ def pg_template() -> str | None:
 
 
 @pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Any:
-    kind = request.getfixturevalue("database_kind") if "database_kind" in request.fixturenames else "sqlite"
-    if kind == "sqlite":
+def database_url(database_kind: str, request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Any:
+    """Every test that builds an app runs on SQLite, and on PostgreSQL when it is configured."""
+    if database_kind == "sqlite":
         target = tmp_path / "medchat.db"
         shutil.copy(sqlite_template, target)
         yield f"sqlite+aiosqlite:///{target}"
@@ -141,42 +119,6 @@ def events(svc: Services) -> list[Event]:
     """What actions published during the test (cleared at the start)."""
     svc.published.clear()
     return svc.published
-
-
-class Client:
-    """Quart's test client, always over https (Secure cookies), with form helpers."""
-
-    def __init__(self, app: Quart) -> None:
-        self.app = app
-        self.raw: TestClientProtocol = app.test_client()
-
-    async def get(self, path: str, **kwargs: Any) -> Any:
-        kwargs.setdefault("scheme", "https")
-        return await self.raw.get(path, **kwargs)
-
-    async def post(self, path: str, **kwargs: Any) -> Any:
-        kwargs.setdefault("scheme", "https")
-        return await self.raw.post(path, **kwargs)
-
-    async def csrf(self, path: str = "/login") -> str:
-        """Fetch a page and return the CSRF token its first form carries."""
-        response = await self.get(path)
-        html = await response.get_data(as_text=True)
-        match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-        assert match, f"no csrf_token on {path}"
-        return match.group(1)
-
-    async def submit(self, path: str, data: dict[str, Any] | None = None, *, page: str | None = None, **kwargs: Any) -> Any:
-        """POST a form the way a browser would: with the token of ``page`` (default /chats)."""
-        token = await self.csrf(page or "/chats")
-        form = dict(data or {})
-        form.setdefault("csrf_token", token)
-        # A list value is a repeated field (``members=a&members=b``), as a browser sends it.
-        pairs = [(k, item) for k, v in form.items() for item in (v if isinstance(v, list | tuple) else [v])]
-        return await self.post(path, form=pairs, **kwargs)
-
-    async def login(self, username: str, password: str = PASSWORD) -> Any:
-        return await self.submit("/login", {"username": username, "password": password}, page="/login")
 
 
 @pytest.fixture

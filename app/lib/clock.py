@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 
@@ -10,6 +11,10 @@ class Clock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        """Seconds for measuring intervals (rate limits): never jumps with the wall clock."""
+        return time.monotonic()
 
 
 class FrozenClock(Clock):
@@ -20,6 +25,9 @@ class FrozenClock(Clock):
 
     def now(self) -> datetime:
         return self._now
+
+    def monotonic(self) -> float:
+        return (self._now - datetime(2000, 1, 1, tzinfo=UTC)).total_seconds()
 
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)

@@ -123,7 +123,7 @@ async def test_reply_must_be_in_the_same_conversation(svc: Services, staff: dict
     assert reply.message.reply_body == "question"
 
 
-async def test_send_rate_limit(svc: Services, staff: dict[str, Staff], group: int) -> None:
+async def test_send_rate_limit(svc: Services, staff: dict[str, Staff], group: int, clock: Any) -> None:
     alice = actor_for(staff["alice"])
     burst = svc.config["MESSAGE_BURST"]
     for i in range(burst):
@@ -131,6 +131,11 @@ async def test_send_rate_limit(svc: Services, staff: dict[str, Staff], group: in
     with pytest.raises(RateLimited) as caught:
         await chats.do_send_message(svc, alice, group, "one too many", new_id())
     assert caught.value.status == 429 and caught.value.retry_after > 0
+    # The bucket refills with time (the test clock drives it): one more is allowed, not two.
+    clock.advance(caught.value.retry_after + 0.01)
+    await chats.do_send_message(svc, alice, group, "after the wait", new_id())
+    with pytest.raises(RateLimited):
+        await chats.do_send_message(svc, alice, group, "too soon again", new_id())
     # Others are not slowed down by Alice.
     await chats.do_send_message(svc, actor_for(staff["bob"]), group, "bob is fine", new_id())
 

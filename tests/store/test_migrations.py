@@ -12,12 +12,12 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import PG_URL, _pg_admin, _pg_exec
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from app.store.db import Database, alembic_config
 from app.store.models import Base
+from tests.support import PG_URL, _pg_admin, _pg_exec
 
 TABLES = {"users", "sessions", "conversations", "memberships", "messages", "invites", "audit_log"}
 

@@ -7,7 +7,6 @@ import re
 from typing import Any
 
 import pytest
-from conftest import Client
 from quart import Quart
 from sqlalchemy import select
 
@@ -15,6 +14,7 @@ from app.services import Services
 from app.store.models import AuditEntry
 from app.store.staff import user_row_by_username
 from tests.helpers import conversation_id_of, error_text, fill, hidden, http_rules, new_id, snapshot
+from tests.support import Client
 
 pytestmark = pytest.mark.usefixtures("database_kind")
 

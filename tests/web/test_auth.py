@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, Client
 from quart import Quart
 
 from app.actions.accounts import do_issue_setup_link
@@ -14,6 +13,7 @@ from app.lib.clock import FrozenClock
 from app.services import Services
 from app.store.staff import user_row_by_username
 from tests.helpers import error_text, fill, http_rules, is_public, new_id, snapshot
+from tests.support import PASSWORD, Client
 
 pytestmark = pytest.mark.usefixtures("database_kind")
 

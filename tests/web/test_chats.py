@@ -7,7 +7,6 @@ import re
 from typing import Any
 
 import pytest
-from conftest import Client
 
 from app.actions.chats import do_send_message
 from app.services import Services
@@ -25,6 +24,7 @@ from tests.helpers import (
     snapshot,
     textarea,
 )
+from tests.support import Client
 
 pytestmark = pytest.mark.usefixtures("database_kind")
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Client
 
 from app import create_app
+from tests.support import Client
 
 pytestmark = pytest.mark.usefixtures("database_kind")
 

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Client
 
 from app import create_app
 from app.services import Services
 from tests.helpers import all_messages, conversation_id_of, hidden, new_id, snapshot
+from tests.support import Client
 
 pytestmark = pytest.mark.usefixtures("database_kind")
 

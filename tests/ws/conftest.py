@@ -12,8 +12,8 @@ import pytest
 
 from app.services import Services
 from app.store import staff
-from tests.conftest import Client
 from tests.helpers import conversation_id_of
+from tests.support import Client
 
 
 def pytest_configure(config: pytest.Config) -> None:
