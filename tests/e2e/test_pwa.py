@@ -33,6 +33,11 @@ ALICE = {"username": "alice.pwa", "display_name": "Alice Nurse"}
 BOB = {"username": "bob.pwa", "display_name": "Bob Registrar"}
 CAROL = {"username": "carol.pwa", "display_name": "Carol Consultant"}
 DAN = {"username": "dan.pwa", "display_name": "Dan Pharmacist"}
+# Only the screenshot test uses these, so its pictures show a tidy, believable ward.
+ERIN = {"username": "erin.walsh", "display_name": "Dr Erin Walsh"}
+FRANK = {"username": "frank.osei", "display_name": "Frank Osei"}
+GRACE = {"username": "grace.lin", "display_name": "Grace Lin"}
+HUGO = {"username": "hugo.pharm", "display_name": "Hugo Pharmacy"}
 DANGEROUS = "K+ < 3.5 & BP > 140 <script>alert(1)</script>"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
@@ -49,7 +54,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         env={"MEDCHAT_MESSAGE_BURST": "1000", "MEDCHAT_MESSAGE_RATE": "1000", "MEDCHAT_RATE_LIMIT_ENABLED": "false"},
     )
     try:
-        for who in (ALICE, BOB, CAROL, DAN):
+        for who in (ALICE, BOB, CAROL, DAN, ERIN, FRANK, GRACE, HUGO):
             running.create_user(who["username"], PASSWORD, display_name=who["display_name"])
         yield running
     finally:
@@ -613,18 +618,24 @@ async def axe_violations(page: Any) -> list[str]:
     ]
 
 
-async def post_as(server: ServerProcess, who: dict[str, str], to: dict[str, str], bodies: list[str]) -> None:
-    """Send messages through the no-JS form door (the direct chat ``who`` has with ``to``)."""
+async def post_as(server: ServerProcess, who: dict[str, str], to: dict[str, str] | str, bodies: list[str]) -> str:
+    """Send messages through the no-JS form door: to the direct chat with ``to``, or to the
+    conversation at path ``to``. Returns the conversation's path."""
     client = await login_client(server, who["username"], PASSWORD)
     try:
         page = await client.get("/directory")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert token
-        opened = await client.post("/chats/direct", data={"username": to["username"], "csrf_token": token.group(1)})
-        path = opened.headers["location"].split("#")[0]
+        if isinstance(to, str):
+            path = to
+        else:
+            opened = await client.post("/chats/direct", data={"username": to["username"], "csrf_token": token.group(1)})
+            path = opened.headers["location"].split("#")[0]
         for body in bodies:
             sent = await client.post(f"{path}/messages", data={"body": body, "client_msg_id": str(uuid.uuid4()), "csrf_token": token.group(1)})
             assert sent.status_code == 303
+            await asyncio.sleep(0.05)
+        return path
     finally:
         await client.aclose()
 
@@ -662,3 +673,52 @@ async def test_axe_finds_no_serious_violations(server: ServerProcess, browser: A
             await tab.context.close()
     bad = {page: v for page, v in found.items() if v}
     assert bad == {}, json.dumps(bad, indent=1)
+
+
+async def test_screenshots_of_the_phone_and_desktop_layouts(server: ServerProcess, browser: Any, artifacts: Path) -> None:
+    """Pictures for the README (docs/screenshots/ holds two of them, copied by hand)."""
+    # A ward group and a few direct chats, written through the form door.
+    client = await login_client(server, ERIN["username"], PASSWORD)
+    try:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', (await client.get("/chats/new-group")).text)
+        assert token
+        made = await client.post("/chats/group", data={"title": "Ward 7 handover", "members": [FRANK["username"], GRACE["username"]], "csrf_token": token.group(1)})
+        group = made.headers["location"].split("#")[0]
+    finally:
+        await client.aclose()
+    await post_as(server, HUGO, FRANK, ["Vancomycin trough for bed 4 is 18 mg/L, next dose as charted"])
+    await post_as(server, GRACE, group, ["Bed 12: K+ 3.1 this morning, replacement running", "Bed 4 febrile overnight, cultures sent at 05:40"])
+    await post_as(server, FRANK, group, ["Thanks Grace. Bed 9 for CT at 11:00, consent signed"])
+    await post_as(server, HUGO, ERIN, ["Can you sign the controlled drug chart for bed 2?"])
+
+    erin = await Tab.open(browser, server, "erin", viewport=DESKTOP)
+    frank = await Tab.open(browser, server, "frank", viewport=PHONE)
+    try:
+        await erin.login(ERIN)
+        await erin.goto(group)
+        await erin.live()
+        first = erin.page.locator("#messages li.msg.theirs").first
+        await first.locator("a.reply-link").click()
+        await erin.send("I will review bed 12 at 10:00 and repeat the potassium")
+        await frank.login(FRANK)
+        await frank.live()
+        await frank.shot(artifacts, "phone-chat-list-ward")
+        await frank.goto(group)
+        await frank.live()
+        await expect_text(last_ticks(erin), re.compile("Read by 1 of 2"))
+        await frank.page.fill("#body", "Noted, I will")
+        await frank.page.type("#body", " tell the night team")
+        await expect_text(erin.page.locator("#conv-status"), "Frank Osei is typing\u2026")
+        await erin.shot(artifacts, "desktop-ward")
+        await frank.page.press("#body", "Enter")
+        await expect_text(erin.page.locator("#messages li.msg.theirs .body").last, "Noted, I will tell the night team")
+        await frank.shot(artifacts, "phone-ward")
+        await frank.page.emulate_media(color_scheme="dark")
+        await frank.shot(artifacts, "phone-ward-dark")
+        await erin.page.emulate_media(color_scheme="dark")
+        await erin.shot(artifacts, "desktop-ward-dark")
+        erin.assert_clean()
+        frank.assert_clean()
+    finally:
+        await erin.context.close()
+        await frank.context.close()
