@@ -212,6 +212,18 @@ async def test_live_chat_ticks_and_a_colleague_without_javascript(server: Server
             assert await tab.page.locator("#messages li.msg .body").last.inner_text() == DANGEROUS
         await expect_text(last_ticks(alice), "\u2713\u2713 Read")  # Bob has it on screen
 
+        # Keyboard: Shift+Enter is a new line, Enter sends; the line break survives.
+        await alice.page.fill("#body", "Plan:")
+        await alice.page.press("#body", "Shift+Enter")
+        await alice.page.type("#body", "1. repeat K+")
+        await alice.page.press("#body", "Enter")
+        await expect_text(bob.page.locator("#messages li.msg.theirs .body").last, "Plan:1. repeat K+")  # textContent
+        assert await bob.page.locator("#messages li.msg.theirs .body").last.inner_text() == "Plan:\n1. repeat K+"
+        assert await bob.page.locator("#messages li.msg.theirs .body").last.locator("br").count() == 1
+        # Nothing the script made carries a style attribute (style-src 'self' forbids them).
+        for tab in (alice, bob):
+            assert await tab.page.evaluate("document.querySelectorAll('[style]').length") == 0
+
         # Reply to a message: the reply bar, then a quote on both sides.
         first = bob.page.locator("#messages li.msg.theirs").first
         await first.locator("a.reply-link").click()
@@ -473,6 +485,30 @@ async def test_service_worker_serves_the_offline_page_and_caches_nothing_private
         await alice.context.close()
 
 
+async def test_a_new_version_offers_update_and_reload(server: ServerProcess, browser: Any) -> None:
+    alice = await Tab.open(browser, server, "alice")
+    try:
+        await alice.login(ALICE)
+        await alice.page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        await alice.page.reload()
+        await alice.page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=TIMEOUT)
+        banner = alice.page.locator("#update-banner")
+        assert await banner.is_hidden()
+        # A new worker for the same scope, as after a deploy (Playwright cannot rewrite the
+        # bytes of a worker script, so the URL differs instead: the browser installs it the same way).
+        await alice.page.evaluate("navigator.serviceWorker.register('/sw.js?build=newer', { scope: '/' }).then(() => true)")
+        await banner.wait_for(state="visible", timeout=TIMEOUT)
+        await expect_text(alice.page.locator("#update-button"), "Update available \u2014 reload")
+        async with alice.page.expect_navigation(timeout=TIMEOUT):
+            await alice.page.click("#update-button")
+        await alice.live()
+        script = await alice.page.evaluate("navigator.serviceWorker.controller.scriptURL")
+        assert script.endswith("/sw.js?build=newer"), script  # the waiting worker took over
+        alice.assert_clean()
+    finally:
+        await alice.context.close()
+
+
 async def test_chromium_finds_the_app_installable(server: ServerProcess, tmp_path: Path) -> None:
     """Manifest, icons and a service worker with a fetch handler: no installability error.
 
@@ -551,6 +587,30 @@ async def test_logout_leaves_nothing_and_other_tabs_follow(server: ServerProcess
         bob.assert_clean()
     finally:
         await bob.context.close()
+
+
+async def test_a_session_ended_elsewhere_sends_the_page_to_login_and_wipes_it(server: ServerProcess, browser: Any) -> None:
+    ward = await Tab.open(browser, server, "dan-ward-pc")
+    phone = await Tab.open(browser, server, "dan-phone", viewport=PHONE)
+    try:
+        await ward.login(DAN, personal=True)
+        await ward.live()
+        await ward.page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        await phone.login(DAN)
+        await phone.goto("/account/sessions")
+        async with phone.page.expect_navigation():
+            await phone.page.click("button:has-text('Sign out all my other sessions')")
+        # The socket closes with 4401 within seconds; the page wipes and asks for a login.
+        await ward.page.wait_for_url(re.compile(r"/login\?next="), timeout=TIMEOUT)
+        left = await ward.page.evaluate(
+            "async () => ({caches: (await caches.keys()).length, dbs: (await indexedDB.databases()).length})"
+        )
+        assert left == {"caches": 0, "dbs": 0}, left
+        ward.assert_clean()
+        phone.assert_clean()
+    finally:
+        await ward.context.close()
+        await phone.context.close()
 
 
 # --- notifications ---------------------------------------------------------------------------
