@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select, update
+from sqlalchemy import Select, and_, case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -216,6 +216,22 @@ async def message_record(s: AsyncSession, message_id: int) -> MessageRecord | No
     return _to_record(row) if row else None
 
 
+# Any constant shared by every MedChat process: the key of the advisory lock below.
+_MESSAGE_ORDER_LOCK = 0x6D656463  # "medc"
+
+
+async def _commit_in_id_order(s: AsyncSession) -> None:
+    """Make message ids become visible in the order they were given.
+
+    Resume means "everything after id N": if id 101 could commit before id 100, a client
+    that saw 101 would never ask for 100. SQLite has one writer at a time, so its ids
+    already commit in order. On PostgreSQL, transactions that insert messages take one
+    transaction-scoped advisory lock, held until commit; the id is drawn after it.
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MESSAGE_ORDER_LOCK})
+
+
 async def insert_message(
     s: AsyncSession,
     *,
@@ -228,6 +244,7 @@ async def insert_message(
     now: datetime,
 ) -> int:
     """Insert a message and move the conversation's ``last_message_id``; return the id."""
+    await _commit_in_id_order(s)
     msg = Message(
         conversation_id=conversation_id, sender_id=sender_id, kind=kind, body=body,
         client_msg_id=client_msg_id, reply_to_id=reply_to_id, created_at=now,

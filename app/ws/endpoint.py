@@ -308,6 +308,7 @@ class _Session:
         conn = self.conn
         conn.resuming = True
         last = after_id
+        sent: set[int] = set()
         page, cap = self.config["WS_RESUME_PAGE"], self.config["WS_RESUME_MAX"]
         try:
             while True:
@@ -318,6 +319,7 @@ class _Session:
                     return
                 if missed.messages:
                     last = missed.messages[-1].id
+                    sent.update(m.id for m in missed.messages)
                 done = len(missed.messages) < page
                 await conn.queue.put(dumps({"type": "sync", "messages": [message_dict(m) for m in missed.messages], "done": done, "last_id": last}))
                 if done:
@@ -326,8 +328,10 @@ class _Session:
             held, conn.held = conn.held, []
             conn.resuming = False
             for frame in held:
-                if _message_id(frame) <= last:
-                    continue  # already sent in a sync page
+                # Skip exactly what a sync page carried. Not "id <= last": a lower id that
+                # committed after the page was read is held here and must still go out.
+                if _message_id(frame) in sent:
+                    continue
                 if not conn.offer(frame):
                     conn.close_soon(4408, "slow consumer, resync")
                     break
@@ -345,7 +349,7 @@ def _after_arg(raw: str) -> int | None:
     return MAX_ID if len(digits) > 19 else min(int(digits), MAX_ID)
 
 
-def _message_id(frame: str) -> int:
+def _message_id(frame: str) -> int | None:
     if not frame.startswith('{"type":"message"'):
-        return 2**63
+        return None
     return int(json.loads(frame)["message"]["id"])
