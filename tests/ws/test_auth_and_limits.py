@@ -8,7 +8,7 @@ import pytest
 from quart import Quart
 
 from app.lib.clock import FrozenClock
-from tests.conftest import Client
+from tests.support import Client
 from tests.ws.conftest import People
 from tests.ws.wsclient import OWN_ORIGIN, refused, ws_open
 

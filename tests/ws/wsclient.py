@@ -19,7 +19,7 @@ from typing import Any
 from quart.testing import WebsocketResponseError
 from quart.testing.connections import WebsocketDisconnectError
 
-from tests.conftest import Client
+from tests.support import Client
 
 OWN_ORIGIN = "https://localhost"  # the test client's host is "localhost"; wss -> https
 
