@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from app.services import Services
-from tests.support import Client
 from tests.helpers import all_messages, conversation_id_of, new_id
+from tests.support import Client
 from tests.ws.conftest import People
 from tests.ws.wsclient import Sock, ws_open
 
