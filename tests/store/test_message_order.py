@@ -20,7 +20,8 @@ async def _insert(svc: Services, conversation_id: int, sender: int, body: str) -
 
 
 async def test_a_second_insert_waits_for_the_first_to_commit(svc: Services, make_user: Any) -> None:
-    alice, bob, carol = await make_user("alice"), await make_user("bob"), await make_user("carol")
+    alice, carol = await make_user("alice"), await make_user("carol")
+    await make_user("bob")
     conv = await chat_actions.do_open_direct(svc, actor_for(alice), "bob")
     # Another conversation: no row the two transactions share, only the order lock.
     other = await chat_actions.do_open_direct(svc, actor_for(carol), "bob")
