@@ -32,7 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     from app.store.db import Database
 
     clock = app.config.get("CLOCK") or Clock()
-    hub = Hub()
+    hub = Hub(app.config["PRESENCE_BATCH_SECONDS"])
     services = Services(
         config=app.config,
         db=Database(app.config["DATABASE_URL"], app.config["DATABASE_POOL_SIZE"]),

@@ -66,6 +66,10 @@ DEFAULTS: dict[str, Any] = {
     "MESSAGE_BURST": 10,
     "WS_HANDSHAKES_PER_MINUTE": 30,
     "TYPING_TTL_SECONDS": 6,
+    # Presence is shared in direct chats and groups of at most this many members, and
+    # changes reach a socket at most once per PRESENCE_BATCH_SECONDS (batched).
+    "PRESENCE_MAX_GROUP": 50,
+    "PRESENCE_BATCH_SECONDS": 1.0,
     # Argon2id cost: m in KiB, t iterations, p lanes. Never below m=19 MiB, t=2, p=1.
     "ARGON2_MEMORY_KIB": 19 * 1024,
     "ARGON2_TIME_COST": 2,

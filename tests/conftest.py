@@ -97,6 +97,9 @@ def app_config(tmp_path: Path, database_url: str, clock: FrozenClock) -> dict[st
         "CLOCK": clock,
         "RECORD_EVENTS": True,
         "MIGRATE_ON_START": False,
+        # Presence frames at once, so tests need not wait for a batch (tests/ws/test_hub.py
+        # covers batching).
+        "PRESENCE_BATCH_SECONDS": 0,
     }
 
 

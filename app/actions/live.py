@@ -33,8 +33,9 @@ async def do_typing(svc: Services, actor: Actor, conversation_id: int, typing: b
 
 
 async def contacts(svc: Services, user_id: int) -> list[int]:
+    """Whose presence I see and who sees mine: direct chats and groups up to PRESENCE_MAX_GROUP."""
     async with svc.db.reading() as s:
-        return await chats.contact_ids(s, user_id)
+        return await chats.contact_ids(s, user_id, svc.config["PRESENCE_MAX_GROUP"])
 
 
 async def announce_presence(svc: Services, user_id: int, online: bool, origin: str) -> None:

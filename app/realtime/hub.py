@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import defaultdict
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.realtime.events import Event
 
@@ -34,8 +35,12 @@ class Hub:
     go out only when that changes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, presence_batch_seconds: float = 0.0) -> None:
         self.instance_id = uuid.uuid4().hex
+        # Presence changes wait this long and go out together (0: at once).
+        self.presence_batch_seconds = presence_batch_seconds
+        self._presence_pending: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
+        self._presence_flush: asyncio.TimerHandle | None = None
         self._by_user: dict[int, dict[str, Connection]] = defaultdict(dict)
         self._by_session: dict[str, dict[str, Connection]] = defaultdict(dict)
         self.claims: dict[int, set[str]] = defaultdict(set)
@@ -74,8 +79,12 @@ class Hub:
         for session_id in event.session_ids:
             for conn in list(self._by_session.get(session_id, {}).values()):
                 conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
-        if event.kind == "presence" and not self._presence_changed(event):
-            return
+        if event.kind == "presence":
+            if not self._presence_changed(event):
+                return
+            if self.presence_batch_seconds > 0:
+                self._hold_presence(event)
+                return
         if event.kind == "sync_needed":
             self.broadcast(json.dumps({"type": "sync_needed"}))
             return
@@ -83,6 +92,31 @@ class Hub:
             return
         frame = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
         self.deliver(event.user_ids, frame, except_socket=event.except_socket)
+
+    def _hold_presence(self, event: Event) -> None:
+        """Keep the newest state per (recipient here, subject); flush them together."""
+        subject = int(event.data["user_id"])
+        for recipient in event.user_ids:
+            if self.has_local(recipient):
+                self._presence_pending[recipient][subject] = event.data
+        if self._presence_pending and self._presence_flush is None:
+            loop = asyncio.get_running_loop()
+            self._presence_flush = loop.call_later(self.presence_batch_seconds, self.flush_presence)
+
+    def flush_presence(self) -> None:
+        """Send what ``_hold_presence`` kept: one frame per recipient socket."""
+        self._presence_flush = None
+        pending, self._presence_pending = self._presence_pending, defaultdict(dict)
+        for recipient, changes in pending.items():
+            if len(changes) == 1:
+                frame = json.dumps(next(iter(changes.values())), separators=(",", ":"))
+            else:
+                users = [
+                    {"user_id": d["user_id"], "online": d["online"], "last_seen": d["last_seen"]}
+                    for d in changes.values()
+                ]
+                frame = json.dumps({"type": "presence_batch", "users": users}, separators=(",", ":"))
+            self.deliver([recipient], frame)
 
     def _presence_changed(self, event: Event) -> bool:
         user_id = int(event.data["user_id"])

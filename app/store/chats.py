@@ -360,11 +360,23 @@ async def raise_watermarks(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def contact_ids(s: AsyncSession, user_id: int) -> list[int]:
-    """Everyone who shares a current conversation with ``user_id`` (not the user)."""
+async def contact_ids(s: AsyncSession, user_id: int, max_group: int | None = None) -> list[int]:
+    """Everyone who shares a current conversation with ``user_id`` (not the user).
+
+    With ``max_group``, groups of more members do not count: presence in a 1000-member
+    group would send every member a frame whenever anyone connects.
+    """
     mine = select(Membership.conversation_id).where(
         Membership.user_id == user_id, Membership.left_at.is_(None)
     )
+    if max_group is not None:
+        sizes = (
+            select(Membership.conversation_id)
+            .where(Membership.left_at.is_(None))
+            .group_by(Membership.conversation_id)
+            .having(func.count() <= max_group)
+        )
+        mine = mine.where(Membership.conversation_id.in_(sizes))
     rows = await s.execute(
         select(Membership.user_id)
         .where(

@@ -191,3 +191,15 @@ async def test_logout_publishes_the_end_of_that_session_only(svc: Services, staf
     [ended] = events
     assert ended.kind == "session_ended" and ended.session_ids == ("hash-of-this-session",)
     assert ended.user_ids == () and ended.data == {}
+
+
+async def test_large_groups_do_not_share_presence(svc: Services, staff: dict[str, Staff]) -> None:
+    ids = {name: user.id for name, user in staff.items()}
+    await chats.do_create_group(svc, actor_for(staff["alice"]), "Whole hospital", ["bob", "carol", "dave"])
+    assert ids["dave"] in await live.contacts(svc, ids["alice"])
+    svc.config["PRESENCE_MAX_GROUP"] = 3  # type: ignore[index]
+    # Four members is over the limit: nobody there is a contact through that group...
+    assert ids["dave"] not in await live.contacts(svc, ids["alice"])
+    # ...but a direct chat still counts.
+    await chats.do_open_direct(svc, actor_for(staff["dave"]), "alice")
+    assert ids["dave"] in await live.contacts(svc, ids["alice"])

@@ -153,3 +153,35 @@ async def test_hub_closes_a_real_socket_connection_that_overflows() -> None:
                 fine.queue.get_nowait()
     assert slow.closing is not None and slow.closing[0] == CLOSE_SLOW_CONSUMER and slow.closed.is_set()
     assert fine.closing is None
+
+
+async def test_presence_changes_are_batched_per_recipient_and_coalesced() -> None:
+    import asyncio
+
+    hub = Hub(presence_batch_seconds=0.05)
+    watcher, other = FakeConnection(2, "s2", "w"), FakeConnection(9, "s9", "o")
+    hub.add(watcher)
+    hub.add(other)
+    for subject in (1, 3, 4):
+        await hub.handle(Event("presence", (2,), {"type": "presence", "user_id": subject, "online": True, "last_seen": None}, origin="a"))
+    # Subject 4 goes away again inside the window: only its newest state is sent.
+    await hub.handle(Event("presence", (2,), {"type": "presence", "user_id": 4, "online": False, "last_seen": "2026-01-05T09:00:00+00:00"}, origin="a"))
+    assert watcher.frames == []  # held for the window
+    await asyncio.sleep(0.15)
+    assert len(watcher.frames) == 1 and other.frames == []
+    batch = json.loads(watcher.frames[0])
+    assert batch["type"] == "presence_batch"
+    assert {u["user_id"]: u["online"] for u in batch["users"]} == {1: True, 3: True, 4: False}
+    # A single change in a window is an ordinary presence frame.
+    await hub.handle(Event("presence", (2,), {"type": "presence", "user_id": 5, "online": True, "last_seen": None}, origin="a"))
+    await asyncio.sleep(0.15)
+    assert json.loads(watcher.frames[1]) == {"type": "presence", "user_id": 5, "online": True, "last_seen": None}
+
+
+async def test_presence_batches_only_for_recipients_on_this_process() -> None:
+    import asyncio
+
+    hub = Hub(presence_batch_seconds=0.01)
+    await hub.handle(Event("presence", (2,), {"type": "presence", "user_id": 1, "online": True, "last_seen": None}, origin="a"))
+    await asyncio.sleep(0.05)
+    assert hub.is_online(1)  # the claim is kept even with nobody here to tell
