@@ -281,26 +281,30 @@ async def do_send_message(
         text = clean_body(body, svc.config["MESSAGE_MAX_CHARS"])
     except TextError as exc:
         raise ActionError("bad_body", str(exc), field="body") from exc
+    # The hot path: two light reads, one short write transaction, no read-back.
     async with svc.db.reading() as s:
-        detail = await _member_detail(s, conversation_id, actor.user.id)
+        members = await chats.member_floors(s, conversation_id)
+        if actor.user.id not in members:
+            raise NotFound("No such conversation.")
         earlier = await chats.message_by_client_id(s, actor.user.id, client_msg_id)
         if earlier is not None:
             return _repeat(earlier, conversation_id)
-        me = detail.member(actor.user.id)
-        floor = me.history_from_id if me else 0
-        if reply_to is not None and not await chats.message_in_conversation(s, reply_to, conversation_id, floor):
-            raise ActionError("bad_reply_to", "The message you reply to is not in this conversation.", field="reply_to")
+        quoted = None
+        if reply_to is not None:
+            quoted = await chats.message_record(s, reply_to)
+            if quoted is None or quoted.conversation_id != conversation_id or quoted.id <= members[actor.user.id]:
+                raise ActionError("bad_reply_to", "The message you reply to is not in this conversation.", field="reply_to")
     wait = svc.message_buckets.take(actor.user.id)
     if wait:
         raise RateLimited(wait)
+    now = svc.clock.now()
     try:
         async with svc.db.transaction() as s:
             msg_id = await chats.insert_message(
                 s, conversation_id=conversation_id, sender_id=actor.user.id, kind="text",
-                body=text, client_msg_id=client_msg_id, reply_to_id=reply_to, now=svc.clock.now(),
+                body=text, client_msg_id=client_msg_id, reply_to_id=reply_to, now=now,
             )
             await chats.raise_watermarks(s, conversation_id, actor.user.id, read_id=msg_id)
-            rec = await chats.message_record(s, msg_id)
     except IntegrityError:
         # The same client_msg_id committed by a concurrent request (double submit).
         async with svc.db.reading() as s:
@@ -308,8 +312,14 @@ async def do_send_message(
         if earlier is None:
             raise
         return _repeat(earlier, conversation_id)
-    assert rec is not None
-    await svc.publish(Event("message", tuple(m.user_id for m in detail.members), message_frame(rec)))
+    rec = MessageRecord(
+        id=msg_id, conversation_id=conversation_id, sender_id=actor.user.id,
+        sender_name=actor.user.display_name, kind="text", body=text, created_at=now,
+        client_msg_id=client_msg_id, reply_to_id=reply_to,
+        reply_sender_name=quoted.sender_name if quoted else None,
+        reply_body=quoted.body if quoted else None,
+    )
+    await svc.publish(Event("message", tuple(members), message_frame(rec)))
     return Sent(rec, True)
 
 

@@ -118,6 +118,17 @@ async def member_ids(s: AsyncSession, conversation_id: int) -> list[int]:
     )
 
 
+async def member_floors(s: AsyncSession, conversation_id: int) -> dict[int, int]:
+    """The current members of a conversation, each with their ``history_from_id`` (one
+    light query: the send path's membership check and recipient list)."""
+    rows = await s.execute(
+        select(Membership.user_id, Membership.history_from_id).where(
+            Membership.conversation_id == conversation_id, Membership.left_at.is_(None)
+        )
+    )
+    return {uid: floor for uid, floor in rows.all()}
+
+
 async def conversation_detail(s: AsyncSession, conversation_id: int) -> ConversationDetail | None:
     conv = await s.get(Conversation, conversation_id)
     if conv is None:
