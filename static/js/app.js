@@ -105,6 +105,7 @@ function startLive(root) {
         if (conversation) conversation.onTyping(frame);
         break;
       case 'presence_snapshot':
+      case 'presence_batch':
         if (conversation) conversation.onPresence(frame.users || []);
         break;
       case 'presence':
