@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
     # changes reach a socket at most once per PRESENCE_BATCH_SECONDS (batched).
     "PRESENCE_MAX_GROUP": 50,
     "PRESENCE_BATCH_SECONDS": 1.0,
+    # Receipts go to every member in conversations up to this size; in bigger groups only
+    # to the senders whose ticks changed.
+    "RECEIPTS_ALL_MEMBERS_MAX": 50,
     # Argon2id cost: m in KiB, t iterations, p lanes. Never below m=19 MiB, t=2, p=1.
     "ARGON2_MEMORY_KIB": 19 * 1024,
     "ARGON2_TIME_COST": 2,

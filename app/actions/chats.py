@@ -330,21 +330,38 @@ def _repeat(earlier: MessageRecord, conversation_id: int) -> Sent:
 
 
 async def _move_watermarks(svc: Services, actor: Actor, conversation_id: int, *, read_id: int | None, delivered_id: int | None) -> bool:
+    """Raise my watermarks and tell whoever's ticks changed.
+
+    In conversations of up to RECEIPTS_ALL_MEMBERS_MAX members everyone hears (live "read
+    by" lists); in bigger groups only the senders of the newly covered messages and my own
+    other tabs do, or each message would cost members x members receipt frames.
+    """
     async with svc.db.transaction() as s:
-        detail = await _member_detail(s, conversation_id, actor.user.id)
-        limit = detail.last_message_id
+        members = await chats.member_floors(s, conversation_id)
+        if actor.user.id not in members:
+            raise NotFound("No such conversation.")
+        before = await chats.membership_row(s, conversation_id, actor.user.id)
+        assert before is not None
+        old_low = min(before.last_read_id, before.last_delivered_id)
+        conv = await chats.conversation_row(s, conversation_id)
+        assert conv is not None
+        limit = conv.last_message_id
         moved = await chats.raise_watermarks(
             s, conversation_id, actor.user.id,
             read_id=min(read_id, limit) if read_id is not None else None,
             delivered_id=min(delivered_id, limit) if delivered_id is not None else None,
         )
-        me = await chats.membership_row(s, conversation_id, actor.user.id)
-        assert me is not None
-        read, delivered = me.last_read_id, me.last_delivered_id
-    if moved:
-        ids = tuple(m.user_id for m in detail.members)
-        await svc.publish(Event("receipt", ids, receipt_frame(conversation_id, actor.user.id, read, delivered)))
-    return moved
+        if not moved:
+            return False
+        await s.refresh(before)
+        read, delivered = before.last_read_id, before.last_delivered_id
+        if len(members) <= svc.config["RECEIPTS_ALL_MEMBERS_MAX"]:
+            told = tuple(members)
+        else:
+            senders = await chats.senders_between(s, conversation_id, old_low, max(read, delivered))
+            told = tuple({actor.user.id, *senders})
+    await svc.publish(Event("receipt", told, receipt_frame(conversation_id, actor.user.id, read, delivered)))
+    return True
 
 
 async def do_mark_read(svc: Services, actor: Actor, conversation_id: int, up_to_id: int) -> bool:

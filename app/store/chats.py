@@ -118,6 +118,21 @@ async def member_ids(s: AsyncSession, conversation_id: int) -> list[int]:
     )
 
 
+async def senders_between(s: AsyncSession, conversation_id: int, after_id: int, up_to_id: int) -> list[int]:
+    """Who sent the text messages with ids in (after_id, up_to_id] of a conversation."""
+    rows = await s.execute(
+        select(Message.sender_id)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.id > after_id,
+            Message.id <= up_to_id,
+            Message.kind == "text",
+        )
+        .distinct()
+    )
+    return [uid for uid in rows.scalars() if uid is not None]
+
+
 async def member_floors(s: AsyncSession, conversation_id: int) -> dict[int, int]:
     """The current members of a conversation, each with their ``history_from_id`` (one
     light query: the send path's membership check and recipient list)."""

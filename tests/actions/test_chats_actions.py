@@ -323,3 +323,24 @@ async def test_concurrent_open_direct_makes_one_chat(svc: Services, staff: dict[
     )
     assert len(set(ids)) == 1
     assert len(await chats.list_conversations(svc, staff["alice"])) == 1
+
+
+async def test_receipts_in_a_big_group_reach_only_the_senders_whose_ticks_changed(svc: Services, staff: dict[str, Staff], events: list[Event]) -> None:
+    svc.config["RECEIPTS_ALL_MEMBERS_MAX"] = 3  # type: ignore[index]
+    alice, bob, carol = (actor_for(staff[n]) for n in ("alice", "bob", "carol"))
+    big = await chats.do_create_group(svc, alice, "Whole ward", ["bob", "carol", "dave"])
+    m1 = (await chats.do_send_message(svc, bob, big, "from bob", new_id())).message.id
+    m2 = (await chats.do_send_message(svc, alice, big, "from alice", new_id())).message.id
+    events.clear()
+    assert await chats.do_mark_delivered(svc, carol, big, m1)
+    [first] = events
+    assert first.kind == "receipt" and sorted(first.user_ids) == sorted([staff["bob"].id, staff["carol"].id])
+    events.clear()
+    assert await chats.do_mark_read(svc, carol, big, m2)
+    [second] = events
+    # Read now covers both messages: bob's and alice's ticks change, dave hears nothing.
+    assert sorted(second.user_ids) == sorted([staff["alice"].id, staff["bob"].id, staff["carol"].id])
+    assert second.data["read_id"] == m2 and second.data["delivered_id"] == m2
+    events.clear()
+    assert not await chats.do_mark_read(svc, carol, big, m2)
+    assert events == []
