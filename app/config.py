@@ -27,8 +27,10 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_TOUCH_SECONDS": 30,
     # Cookies carry Secure and the __Host- prefix. Only a plain-HTTP development setup turns it off.
     "COOKIE_SECURE": True,
-    # Login throttling: quart-rate-limiter allows 10 POST /login a minute per client address
-    # (fixed in app/web/auth.py); then a per-account lockout with back-off.
+    # Login throttling: quart-rate-limiter allows this many POST /login per period and client
+    # address (a ward behind one NAT logs in at shift change); then a per-account lockout.
+    "LOGIN_RATE_LIMIT": 30,
+    "LOGIN_RATE_PERIOD_SECONDS": 60,
     "LOCKOUT_AFTER_FAILURES": 5,
     "LOCKOUT_BASE_SECONDS": 60,
     "LOCKOUT_MAX_SECONDS": 60 * 60,

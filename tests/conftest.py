@@ -100,6 +100,8 @@ def app_config(tmp_path: Path, database_url: str, clock: FrozenClock) -> dict[st
         # Presence frames at once, so tests need not wait for a batch (tests/ws/test_hub.py
         # covers batching).
         "PRESENCE_BATCH_SECONDS": 0,
+        # The login limit tests count to 11.
+        "LOGIN_RATE_LIMIT": 10,
     }
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from functools import wraps
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from quart import Quart, request
 from quart_auth import QuartAuth
-from quart_rate_limiter import RateLimiter
+from quart_rate_limiter import QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, RateLimit, RateLimiter
 from werkzeug.routing import IntegerConverter
 
 from app.lib.clock import as_utc
@@ -27,6 +30,24 @@ class IdConverter(IntegerConverter):
     def __init__(self, map: object, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("max", 2**63 - 1)
         super().__init__(map, *args, **kwargs)  # type: ignore[arg-type]
+
+
+def _limit_login(app: Quart) -> None:
+    """Rate-limit POST /login per client address, as configured for this app.
+
+    quart-rate-limiter reads its limits from an attribute of the view function; the
+    blueprint's function is shared by every app in a process, so each app gets its own
+    thin wrapper carrying its own limit. The per-account lockout is in do_login.
+    """
+    view = cast(Callable[..., Awaitable[Any]], app.view_functions["auth.login_submit"])
+
+    @wraps(view)
+    async def login_submit(*args: Any, **kwargs: Any) -> Any:
+        return await view(*args, **kwargs)
+
+    limit = RateLimit(app.config["LOGIN_RATE_LIMIT"], timedelta(seconds=app.config["LOGIN_RATE_PERIOD_SECONDS"]))
+    setattr(login_submit, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, [limit])
+    app.view_functions["auth.login_submit"] = login_submit
 
 
 def register_web(app: Quart) -> None:
@@ -70,4 +91,5 @@ def register_web(app: Quart) -> None:
 
     for bp in (auth_bp, chats_bp, admin_bp, pwa_bp):
         app.register_blueprint(bp)
+    _limit_login(app)
     register_errors(app)

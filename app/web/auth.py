@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from quart import Blueprint, current_app, g, has_request_context, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from quart_auth import AuthUser, login_user, logout_user
-from quart_rate_limiter import rate_limit
 from werkzeug.sansio.response import Response as BaseResponse
 
 from app.actions import accounts, auth
@@ -31,8 +28,7 @@ async def login_form() -> ResponseReturnValue:
     return await render_template("auth/login.html", next=safe_next(request.args.get("next")), error=None, username="")
 
 
-@bp.post("/login")
-@rate_limit(10, timedelta(minutes=1))  # per client address; the per-account lockout is in do_login
+@bp.post("/login")  # rate-limited per client address in app/web/__init__.py (LOGIN_RATE_*)
 async def login_submit() -> ResponseReturnValue:
     form = await request.form
     username = form.get("username", "")[:64]

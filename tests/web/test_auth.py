@@ -509,3 +509,20 @@ async def test_index_redirects(client: Client, make_user: Any) -> None:
     await client.login("alice")
     r = await client.get("/")
     assert r.headers["Location"].endswith("/chats")
+
+
+@pytest.fixture
+def three_logins_a_minute(app_config: dict[str, Any]) -> None:
+    app_config["LOGIN_RATE_LIMIT"] = 3
+
+
+@pytest.mark.usefixtures("three_logins_a_minute")
+async def test_login_rate_limit_follows_the_configuration(app: Quart) -> None:
+    c = Client(app)
+    token = await c.csrf("/login")
+    here = {"client": ("203.0.113.8", 40000)}
+    statuses = []
+    for _ in range(4):
+        r = await c.raw.post("/login", form={"csrf_token": token, "username": "ghost", "password": "x" * 12}, scheme="https", scope_base=here)
+        statuses.append(r.status_code)
+    assert statuses == [400, 400, 400, 429]
