@@ -96,7 +96,7 @@ export class Socket {
     const after = this.resume.resumeFrom(this.lostAt);
     let ws;
     try {
-      ws = new WebSocket(`${proto}//${location.host}/ws?after=${after}`);
+      ws = new WebSocket(`${proto}//${location.host}/ws?after=${after}&batch=1`);
     } catch {
       this.scheduleReconnect();
       return;
@@ -115,12 +115,17 @@ export class Socket {
 
   receive(data) {
     this.lastHeard = Date.now();
-    let frame;
+    let parsed;
     try {
-      frame = JSON.parse(data);
+      parsed = JSON.parse(data);
     } catch {
       return;
     }
+    // With ?batch=1 the server may send several frames as one array, in order.
+    for (const frame of Array.isArray(parsed) ? parsed : [parsed]) this.handle(frame);
+  }
+
+  handle(frame) {
     if (!frame || typeof frame.type !== 'string') return;
     switch (frame.type) {
       case 'ping':
