@@ -1,0 +1,75 @@
+"""Bench-only what-if patches, applied around ``app.create_app`` without touching app/.
+
+They exist to size a suggestion in docs/performance.md, never to produce the headline
+figures. Pick them with ``MEDCHAT_BENCH_EXPERIMENTS`` (comma-separated) and serve
+``bench.experiments:create_app()`` instead of ``app:create_app()``
+(``python bench/server.py start --experiment sqlite-write-lock``).
+
+- ``sqlite-write-lock``: one asyncio.Lock around ``Database.transaction()`` on SQLite, so
+  write transactions queue in the event loop instead of colliding on SQLite's write lock and
+  sleeping in its busy handler (sqlite3InvokeBusyHandler -> usleep, seen with py-spy).
+- ``sqlite-pool``: a pool of 20 connections without overflow on SQLite (default: 5 + 10
+  overflow connections that are opened, given a thread and PRAGMAs, and closed again).
+- ``ssl-buffer-32k``: asyncio's per-connection TLS read buffer of 32 KiB instead of 256 KiB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+
+def _write_lock() -> None:
+    from app.store import db as dbmod
+
+    original = dbmod.Database.transaction
+
+    @asynccontextmanager
+    async def transaction(self: Any) -> AsyncIterator[Any]:
+        if not self.is_sqlite:
+            async with original(self) as session:
+                yield session
+            return
+        lock = self.__dict__.setdefault("_bench_write_lock", asyncio.Lock())
+        async with lock, original(self) as session:
+            yield session
+
+    dbmod.Database.transaction = transaction  # type: ignore[method-assign]
+
+
+def _pool() -> None:
+    from sqlalchemy.ext import asyncio as sa_asyncio
+
+    from app.store import db as dbmod
+
+    original = sa_asyncio.create_async_engine
+
+    def create(url: str, **kwargs: Any) -> Any:
+        if str(url).startswith("sqlite"):
+            kwargs.update(pool_size=20, max_overflow=0)
+        return original(url, **kwargs)
+
+    dbmod.create_async_engine = create  # type: ignore[assignment]
+
+
+def _ssl_buffer() -> None:
+    import asyncio.sslproto
+
+    # Python 3.11's asyncio gives every TLS connection a 256 KiB read buffer
+    # (SSLProtocol.max_size, a zero-filled bytearray: resident at once). A TLS record is at
+    # most 16 KiB, so 32 KiB loses nothing but a few more read calls on big bursts.
+    asyncio.sslproto.SSLProtocol.max_size = 32 * 1024
+
+
+PATCHES = {"sqlite-write-lock": _write_lock, "sqlite-pool": _pool, "ssl-buffer-32k": _ssl_buffer}
+
+
+def create_app() -> Any:
+    for name in filter(None, os.environ.get("MEDCHAT_BENCH_EXPERIMENTS", "").split(",")):
+        PATCHES[name.strip()]()
+    from app import create_app as real
+
+    return real()
