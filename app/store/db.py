@@ -12,7 +12,10 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.lib.errors import Unavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -52,15 +55,24 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """Yield a session inside a transaction that commits on exit, rolls back on error."""
-        async with self._sessions() as session, session.begin():
-            yield session
+        """Yield a session inside a transaction that commits on exit, rolls back on error.
+
+        A lock timeout or a lost connection becomes ``Unavailable`` (nothing was written).
+        """
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except (OperationalError, InterfaceError) as exc:
+            raise Unavailable() from exc
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
         """Yield a session for reads (no commit)."""
-        async with self._sessions() as session:
-            yield session
+        try:
+            async with self._sessions() as session:
+                yield session
+        except (OperationalError, InterfaceError) as exc:
+            raise Unavailable() from exc
 
     async def ping(self, timeout: float = 2.0) -> bool:  # noqa: ASYNC109 - a health check's own bound
         """Tell whether the database answers ``SELECT 1`` within ``timeout`` seconds."""

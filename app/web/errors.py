@@ -9,6 +9,7 @@ from quart_rate_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.actions.errors import ActionError
+from app.lib.errors import Unavailable
 
 log = logging.getLogger("medchat")
 
@@ -21,6 +22,7 @@ TITLES = {
     413: "Too large",
     429: "Too many attempts",
     500: "Something went wrong",
+    503: "Busy, try again",
 }
 
 
@@ -57,6 +59,12 @@ def register_errors(app: Quart) -> None:
         status = exc.code or 500
         message = exc.description if status != 500 else "The server could not finish this request."
         return await error_page(status, message or TITLES.get(status, ""))
+
+    @app.errorhandler(Unavailable)
+    async def _unavailable(exc: Unavailable) -> Response:
+        response = await error_page(503, exc.message, exc.code)
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        return response
 
     @app.errorhandler(ActionError)
     async def _action(exc: ActionError) -> Response:

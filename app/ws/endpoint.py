@@ -26,6 +26,7 @@ from app.actions.chats import do_mark_delivered, do_mark_read, do_send_message
 from app.actions.errors import ActionError
 from app.actions.frames import message_dict
 from app.actions.live import announce_presence, contacts, do_typing, last_seen, missed_messages
+from app.lib.errors import Unavailable
 from app.lib.ratelimit import TokenBuckets
 from app.services import Services
 from app.ws.deflate import disable_permessage_deflate
@@ -252,7 +253,8 @@ class _Session:
                 await self._handle(frame)
             except FrameError as exc:
                 self._reply(error_frame(exc.code, exc.message, exc.ref))
-            except ActionError as exc:
+            except (ActionError, Unavailable) as exc:
+                # Unavailable: the database was busy; nothing was stored, the client resends.
                 ref = frame.client_msg_id if isinstance(frame, Send) else getattr(frame, "conversation_id", None)
                 extra: dict[str, Any] = {"retry_after": round(exc.retry_after, 2)} if exc.retry_after else {}
                 self._reply(error_frame(exc.code, exc.message, str(ref) if ref is not None else None, **extra))
@@ -303,7 +305,11 @@ class _Session:
                 self.conn.close_soon(CLOSE_HEARTBEAT, "heartbeat timeout")
                 return
             self._reply(dumps({"type": "ping"}))
-            if await resolve_session(self.svc, self.token, activity=False) is None:
+            try:
+                alive = await resolve_session(self.svc, self.token, activity=False) is not None
+            except Unavailable:
+                continue  # a busy database is no reason to drop the socket: check next time
+            if not alive:
                 self.conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
                 return
 

@@ -99,7 +99,7 @@ export class Outbox {
       this.inFlight = null;
       clearTimeout(this.timer);
     }
-    if (frame.code === 'rate_limited') {
+    if (frame.code === 'rate_limited' || frame.code === 'busy') {  // nothing stored: send again later
       this.holdUntil = Date.now() + Math.max(0.5, Number(frame.retry_after) || 1) * 1000;
       this.pump();
       return true;
