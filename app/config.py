@@ -59,6 +59,8 @@ DEFAULTS: dict[str, Any] = {
     "ALLOWED_ORIGINS": [],
     # WebSocket (issue: real time).
     "WS_MAX_MESSAGE_BYTES": 64 * 1024,
+    # asyncio's TLS read buffer per connection (Python's default is 256 KiB; app/ws/tls_buffer.py).
+    "TLS_READ_BUFFER_BYTES": 32 * 1024,
     "WS_HEARTBEAT_SECONDS": 20,
     "WS_SEND_QUEUE": 256,
     "WS_RESUME_PAGE": 200,

@@ -30,6 +30,7 @@ from app.lib.errors import Unavailable
 from app.lib.ratelimit import TokenBuckets
 from app.services import Services
 from app.ws.deflate import disable_permessage_deflate
+from app.ws.tls_buffer import shrink_tls_read_buffer
 from app.ws.protocol import (
     CLOSE_HEARTBEAT,
     CLOSE_SESSION_ENDED,
@@ -119,6 +120,8 @@ def _origin_allowed() -> bool:
 def register(app: Quart) -> None:
     if not app.config.get("WS_PERMESSAGE_DEFLATE", False):
         disable_permessage_deflate()
+    if app.config.get("TLS_READ_BUFFER_BYTES"):
+        shrink_tls_read_buffer(app.config["TLS_READ_BUFFER_BYTES"])
     app.extensions["medchat_ws"] = WsState(
         handshakes=TokenBuckets(app.config["WS_HANDSHAKES_PER_MINUTE"], 60, app.config["WS_HANDSHAKES_PER_MINUTE"], time.monotonic)
     )
