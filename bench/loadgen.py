@@ -116,7 +116,10 @@ class Client:
 
     async def connect(self, after: int | None = None, timeout: float = 30.0) -> float:
         """Open the socket (and start reading); return the handshake time."""
-        url = self.gen.url + (f"?after={after}" if after is not None else "")
+        query = [f"after={after}"] if after is not None else []
+        if self.gen.batch:
+            query.append("batch=1")
+        url = self.gen.url + ("?" + "&".join(query) if query else "")
         self.synced.clear()
         self.sync_done_at = None
         started = perf()
@@ -140,6 +143,42 @@ class Client:
         self.reader = asyncio.create_task(self._read(ws))
         return took
 
+    async def _frame(self, ws: ClientConnection, raw: str | dict[str, Any], t: float) -> None:
+        """One server frame, as text (parsed only when needed) or already parsed."""
+        gen = self.gen
+        if isinstance(raw, dict):
+            obj: dict[str, Any] | None = raw
+            kind = str(raw.get("type"))
+        elif raw.startswith('{"type":"'):
+            obj, kind = None, raw[9:raw.index('"', 9)]
+        else:
+            obj = loads(raw)
+            kind = str(obj.get("type"))
+
+        def parsed() -> dict[str, Any]:
+            return obj if obj is not None else loads(raw)  # type: ignore[arg-type]
+
+        self.counts[kind] += 1
+        if kind == "message":
+            gen.on_message(self, parsed()["message"], t, False)
+        elif kind == "ack":
+            gen.on_ack(self, parsed(), t)
+        elif kind == "ping":
+            await ws.send('{"type":"pong"}')
+        elif kind == "sync":
+            frame = parsed()
+            for m in frame["messages"]:
+                gen.on_message(self, m, t, True)
+            if frame.get("last_id", 0) > self.last_id:
+                self.last_id = frame["last_id"]
+            if frame.get("done"):
+                self.sync_done_at = t
+                self.synced.set()
+        elif kind == "error":
+            gen.on_error(self, parsed())
+        elif kind == "resync":
+            self.synced.set()
+
     async def close(self) -> None:
         self.reconnect = False
         ws = self.ws
@@ -158,30 +197,12 @@ class Client:
                 if not isinstance(raw, str):
                     counts["binary"] += 1
                     continue
-                if raw.startswith('{"type":"'):
-                    kind = raw[9:raw.index('"', 9)]
+                if raw.startswith("["):  # ?batch=1: several frames in one message
+                    counts["batched_messages"] += 1
+                    for item in loads(raw):
+                        await self._frame(ws, item, t)
                 else:
-                    kind = str(loads(raw).get("type"))
-                counts[kind] += 1
-                if kind == "message":
-                    gen.on_message(self, loads(raw)["message"], t, False)
-                elif kind == "ack":
-                    gen.on_ack(self, loads(raw), t)
-                elif kind == "ping":
-                    await ws.send('{"type":"pong"}')
-                elif kind == "sync":
-                    frame = loads(raw)
-                    for m in frame["messages"]:
-                        gen.on_message(self, m, t, True)
-                    if frame.get("last_id", 0) > self.last_id:
-                        self.last_id = frame["last_id"]
-                    if frame.get("done"):
-                        self.sync_done_at = t
-                        self.synced.set()
-                elif kind == "error":
-                    gen.on_error(self, loads(raw))
-                elif kind == "resync":
-                    self.synced.set()
+                    await self._frame(ws, raw, t)
         except ConnectionClosed:
             pass
         finally:
@@ -221,6 +242,7 @@ class Generator:
             self.ssl_ctx.check_hostname = False
             self.ssl_ctx.verify_mode = ssl.CERT_NONE
         self.compression = not args.no_compression
+        self.batch = bool(args.batch)
         self.rng = random.Random(args.seed)  # noqa: S311
         self.users = self.data["users"]
         self.user_index = {u["id"]: i for i, u in enumerate(self.users)}
@@ -453,7 +475,7 @@ class Generator:
     def env(self) -> dict[str, Any]:
         return {
             "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "loadavg": [round(x, 2) for x in os.getloadavg()],
-            "transport": "wss (TLS)" if self.tls else "ws (plain)", "compression_offered": self.compression,
+            "transport": "wss (TLS)" if self.tls else "ws (plain)", "compression_offered": self.compression, "batch": self.batch,
             "database": self.data.get("database"), "server_core": self.server_info.get("core"),
             "generator_affinity": sorted(os.sched_getaffinity(0)),
             "git": _git(),
@@ -828,6 +850,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=None, help="default: bench/results/data-<instance name>.json")
     p.add_argument("--plain", action="store_true", help="ws:// on the insecure bind instead of wss:// (TLS)")
     p.add_argument("--no-compression", action="store_true", help="do not offer permessage-deflate")
+    p.add_argument("--batch", action="store_true", help="connect with ?batch=1 like the browser client (frames may arrive as JSON arrays)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--drain", type=float, default=10.0, help="seconds to wait for late deliveries")
     p.add_argument("--out", type=Path, default=None, help="result JSON (default bench/results/<scenario>[-<label>].json)")

@@ -26,6 +26,8 @@ DB=sqlite
 TRANSPORT=wss
 LOADGEN_FLAGS=()
 if [ -n "${BENCH_PLAIN:-}" ]; then TRANSPORT=ws; LOADGEN_FLAGS+=(--plain); fi
+# BENCH_BATCH=1: clients connect with ?batch=1, as the browser client does.
+if [ -n "${BENCH_BATCH:-}" ]; then TRANSPORT=$TRANSPORT-batch; LOADGEN_FLAGS+=(--batch); fi
 LABEL=${BENCH_LABEL:-$DB-$TRANSPORT}
 INSTANCE=bench/results/instance-$DB
 
