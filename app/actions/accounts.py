@@ -18,6 +18,7 @@ from app.lib.tokens import new_token, token_hash
 from app.realtime.events import Event
 from app.services import Services
 from app.store import audit, invites, sessions, staff
+from app.store.models import User
 from app.store.records import AuditRecord, Staff
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -155,6 +156,17 @@ async def _new_invite(svc: Services, s: AsyncSession, user_id: int, purpose: str
     return token
 
 
+async def _insert_account(s: AsyncSession, checked: StaffFields, password_hash: str | None, now: datetime) -> User:
+    """Add an account row, or refuse a taken username (the unique index backs this up)."""
+    if await staff.user_row_by_username(s, checked.username) is not None:
+        raise ActionError("username_taken", "That username is taken.", field="username")
+    return await staff.add_user(
+        s, username=checked.username, display_name=checked.display_name,
+        department=checked.department, job_title=checked.job_title, role=checked.role,
+        password_hash=password_hash, now=now,
+    )
+
+
 async def do_create_staff(svc: Services, actor: Actor, fields: StaffFields) -> tuple[Staff, str]:
     """Create an account with no password and return it with its invite token."""
     _require_admin(actor)
@@ -162,13 +174,7 @@ async def do_create_staff(svc: Services, actor: Actor, fields: StaffFields) -> t
     now = svc.clock.now()
     try:
         async with svc.db.transaction() as s:
-            if await staff.user_row_by_username(s, checked.username) is not None:
-                raise ActionError("username_taken", "That username is taken.", field="username")
-            row = await staff.add_user(
-                s, username=checked.username, display_name=checked.display_name,
-                department=checked.department, job_title=checked.job_title, role=checked.role,
-                password_hash=None, now=now,
-            )
+            row = await _insert_account(s, checked, None, now)
             token = await _new_invite(svc, s, row.id, "invite", actor)
             await audit.add_entry(s, at=now, action="account_created", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=row.id, ip=actor.ip, detail=f"role {checked.role}")
             created = staff.to_staff(row)
@@ -185,13 +191,7 @@ async def create_user_with_password(svc: Services, fields: StaffFields, password
     now = svc.clock.now()
     try:
         async with svc.db.transaction() as s:
-            if await staff.user_row_by_username(s, checked.username) is not None:
-                raise ActionError("username_taken", "That username is taken.", field="username")
-            row = await staff.add_user(
-                s, username=checked.username, display_name=checked.display_name,
-                department=checked.department, job_title=checked.job_title, role=checked.role,
-                password_hash=hashed, now=now,
-            )
+            row = await _insert_account(s, checked, hashed, now)
             await audit.add_entry(s, at=now, action="account_created", target_user_id=row.id, detail=f"command line, role {checked.role}")
             return staff.to_staff(row)
     except IntegrityError as exc:

@@ -324,6 +324,15 @@ async def message_in_conversation(
     ) is not None
 
 
+def _my_current_membership(user_id: int) -> Any:
+    """Join condition: the message's conversation is one ``user_id`` is in now."""
+    return and_(
+        Membership.conversation_id == Message.conversation_id,
+        Membership.user_id == user_id,
+        Membership.left_at.is_(None),
+    )
+
+
 async def messages_after(
     s: AsyncSession, user_id: int, after_id: int, limit: int
 ) -> list[MessageRecord]:
@@ -331,14 +340,7 @@ async def messages_after(
     joining on), oldest first."""
     stmt = (
         _message_select()
-        .join(
-            Membership,
-            and_(
-                Membership.conversation_id == Message.conversation_id,
-                Membership.user_id == user_id,
-                Membership.left_at.is_(None),
-            ),
-        )
+        .join(Membership, _my_current_membership(user_id))
         .add_columns(Membership.history_from_id)
         .where(Message.id > after_id, Message.id > Membership.history_from_id)
         .order_by(Message.id)
@@ -419,14 +421,7 @@ async def count_messages_after(s: AsyncSession, user_id: int, after_id: int, cap
     """How many messages after ``after_id`` in my conversations, counting at most ``cap + 1``."""
     inner = (
         select(Message.id)
-        .join(
-            Membership,
-            and_(
-                Membership.conversation_id == Message.conversation_id,
-                Membership.user_id == user_id,
-                Membership.left_at.is_(None),
-            ),
-        )
+        .join(Membership, _my_current_membership(user_id))
         .where(Message.id > after_id, Message.id > Membership.history_from_id)
         .limit(cap + 1)
         .subquery()
