@@ -30,7 +30,6 @@ from app.lib.errors import Unavailable
 from app.lib.ratelimit import TokenBuckets
 from app.services import Services
 from app.ws.deflate import disable_permessage_deflate
-from app.ws.tls_buffer import shrink_tls_read_buffer
 from app.ws.protocol import (
     CLOSE_HEARTBEAT,
     CLOSE_SESSION_ENDED,
@@ -46,6 +45,7 @@ from app.ws.protocol import (
     error_frame,
     parse_frame,
 )
+from app.ws.tls_buffer import shrink_tls_read_buffer
 
 log = logging.getLogger("medchat.ws")
 
