@@ -180,9 +180,12 @@ class _Session:
                 "type": "hello", "user_id": self.actor.user.id, "socket_id": conn.socket_id,
                 "heartbeat": self.config["WS_HEARTBEAT_SECONDS"], "max_frame": self.config["WS_MAX_MESSAGE_BYTES"],
             }))
-            if first:
-                await announce_presence(self.svc, self.actor.user.id, True, hub.instance_id)
-            await self._presence_snapshot()
+            try:
+                if first:
+                    await announce_presence(self.svc, self.actor.user.id, True, hub.instance_id)
+                await self._presence_snapshot()
+            except Unavailable:
+                log.warning("presence skipped: the database is busy")  # the socket works without it
             await conn.closed.wait()
         except asyncio.CancelledError:
             raise
