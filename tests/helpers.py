@@ -16,6 +16,7 @@ from app.actions import Actor
 from app.services import Services
 from app.store.models import Base, Message
 from app.store.records import Staff
+from app.store.staff import user_row_by_username
 
 # Routes anyone may open without logging in. The service worker, manifest and offline page
 # are fetched by the browser itself, with or without a session, and carry nothing personal.
@@ -134,3 +135,11 @@ def between(items: list[Any], first: Any, second: Any) -> bool:
 def iter_chunks(n: int, size: int) -> Iterator[range]:
     for start in range(0, n, size):
         yield range(start, min(n, start + size))
+
+
+async def user_id(svc: Services, username: str) -> int:
+    """The id of an existing account."""
+    async with svc.db.reading() as s:
+        row = await user_row_by_username(s, username)
+    assert row is not None, username
+    return row.id

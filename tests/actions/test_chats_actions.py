@@ -18,16 +18,6 @@ pytestmark = pytest.mark.usefixtures("database_kind")
 CLINICAL = "K+ < 3.5 & BP > 140 <script>alert(1)</script>"
 
 
-@pytest.fixture
-async def staff(make_user: Any) -> dict[str, Staff]:
-    return {name: await make_user(name) for name in ("alice", "bob", "carol", "dave")}
-
-
-@pytest.fixture
-async def group(svc: Services, staff: dict[str, Staff]) -> int:
-    return await chats.do_create_group(svc, actor_for(staff["alice"]), "Ward 7", ["bob", "carol"])
-
-
 def kinds(events: list[Event]) -> list[str]:
     return [e.kind for e in events]
 

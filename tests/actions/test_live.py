@@ -5,8 +5,6 @@ docs/protocol.md promises the frame of every event; these tests hold the actions
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from app.actions import chats, live
@@ -21,16 +19,6 @@ from tests.helpers import actor_for, new_id
 pytestmark = pytest.mark.usefixtures("database_kind")
 
 MESSAGE_KEYS = {"id", "conversation_id", "sender_id", "sender_name", "kind", "body", "created_at", "client_msg_id", "reply_to"}
-
-
-@pytest.fixture
-async def staff(make_user: Any) -> dict[str, Staff]:
-    return {name: await make_user(name) for name in ("alice", "bob", "carol", "dave")}
-
-
-@pytest.fixture
-async def group(svc: Services, staff: dict[str, Staff]) -> int:
-    return await chats.do_create_group(svc, actor_for(staff["alice"]), "Ward 7", ["bob", "carol"])
 
 
 def round_trip(event: Event) -> Event:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.services import Services
 from app.store.models import AuditEntry
 from app.store.staff import user_row_by_username
-from tests.helpers import conversation_id_of, error_text, fill, hidden, http_rules, new_id, snapshot
+from tests.helpers import conversation_id_of, error_text, fill, hidden, http_rules, new_id, snapshot, user_id
 from tests.support import Client
 
 pytestmark = pytest.mark.usefixtures("database_kind")
@@ -31,12 +31,6 @@ def audit_rows(html: str) -> list[dict[str, str]]:
             out.append(dict(zip(("at", "action", "who", "whom", "chat", "ip", "detail"), cells, strict=True)))
     return out
 
-
-async def user_id(svc: Services, username: str) -> int:
-    async with svc.db.reading() as s:
-        row = await user_row_by_username(s, username)
-        assert row is not None
-        return row.id
 
 
 async def create_staff(admin: Client, **fields: str) -> Any:

@@ -11,7 +11,6 @@ import pytest
 from app.actions.chats import do_send_message
 from app.services import Services
 from app.store.models import Membership
-from app.store.staff import user_row_by_username
 from tests.helpers import (
     actor_for,
     all_messages,
@@ -23,6 +22,7 @@ from tests.helpers import (
     new_id,
     snapshot,
     textarea,
+    user_id,
 )
 from tests.support import Client
 
@@ -81,12 +81,6 @@ def chat_list(html: str) -> list[tuple[int, str, int]]:
         out.append((int(cid), htmllib.unescape(preview.group(1)).strip() if preview else "", int(unread.group(1)) if unread else 0))
     return out
 
-
-async def user_id(svc: Services, username: str) -> int:
-    async with svc.db.reading() as s:
-        row = await user_row_by_username(s, username)
-        assert row is not None
-        return row.id
 
 
 async def membership(svc: Services, conv_id: int, username: str) -> Membership:

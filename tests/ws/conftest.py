@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from app.services import Services
-from app.store import staff
-from tests.helpers import conversation_id_of
+from tests.helpers import conversation_id_of, user_id
 from tests.support import Client
 
 
@@ -43,12 +42,6 @@ class People:
         assert response.status_code == 303
         return conversation_id_of(response.headers["Location"])
 
-
-async def user_id(svc: Services, username: str) -> int:
-    async with svc.db.reading() as s:
-        row = await staff.user_row_by_username(s, username)
-    assert row is not None
-    return row.id
 
 
 @pytest.fixture
