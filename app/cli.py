@@ -53,12 +53,12 @@ def register_cli(app: Quart) -> None:
         if token is None:
             click.echo("accounts exist: no setup link needed")
             return
-        base = app.config.get("PUBLIC_URL") or "https://localhost:8443"
+        base = app.config["PUBLIC_URL"]
         hours = app.config["SETUP_LINK_HOURS"]
         click.echo("")
         click.echo("  No account exists yet. Open this one-time link to create the first administrator")
         click.echo(f"  (valid {hours} h, dies when used):")
-        click.echo(f"    {base.rstrip('/')}/setup/{token}")
+        click.echo(f"    {base}/setup/{token}")
         click.echo("")
 
     @app.cli.command("create-user")

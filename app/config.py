@@ -14,6 +14,8 @@ from typing import Any
 
 from quart import Quart
 
+from app.lib.hosts import normalise_public_url
+
 DEFAULTS: dict[str, Any] = {
     # Storage. None means the SQLite file instance/medchat.db.
     "DATABASE_URL": None,
@@ -53,8 +55,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_FORM_MEMORY_SIZE": 64 * 1024,
     "MAX_FORM_PARTS": 200,
     "BODY_TIMEOUT": 30,
-    # Plain-HTTP requests are redirected to HTTPS on this port (None: no redirect).
-    "HTTPS_REDIRECT_PORT": None,
+    # Plain-HTTP requests are answered with a redirect to PUBLIC_URL (./start.sh turns it on
+    # for its plain-HTTP port); nothing but /healthz is served over plain HTTP then.
+    "HTTPS_REDIRECT": False,
     # Origins allowed to open /ws and to POST, besides the server's own.
     "ALLOWED_ORIGINS": [],
     # WebSocket (issue: real time).
@@ -84,8 +87,13 @@ DEFAULTS: dict[str, Any] = {
     "PASSWORD_MIN_CHARS": 12,
     "PASSWORD_MAX_CHARS": 256,
     "PASSWORD_MIN_SCORE": 3,
-    # The public base URL used in printed links (setup link); None: https://localhost:8443.
-    "PUBLIC_URL": None,
+    # The address people use: the base of every printed link (setup, invite, reset) and of the
+    # plain-HTTP redirect. Never taken from a request's Host header. ./start.sh sets it from
+    # the port it binds; a hospital sets its own name.
+    "PUBLIC_URL": "https://localhost:8443",
+    # Host names requests may carry besides PUBLIC_URL's (and its loopback aliases when it is
+    # localhost); any other Host gets 400. E.g. ["medchat", "10.1.2.3"].
+    "ALLOWED_HOSTS": [],
 }
 
 ENV_PREFIX = "MEDCHAT"
@@ -111,6 +119,7 @@ def load_config(app: Quart, test_config: dict[str, Any] | None) -> None:
         app.config["DATABASE_URL"] = "sqlite+aiosqlite:///" + os.path.join(
             app.instance_path, "medchat.db"
         )
+    app.config["PUBLIC_URL"] = normalise_public_url(str(app.config["PUBLIC_URL"] or ""))
     if app.config["ARGON2_MEMORY_KIB"] < 19 * 1024 or app.config["ARGON2_TIME_COST"] < 2:
         raise ValueError("Argon2 cost below m=19 MiB, t=2 is refused")
 

@@ -57,7 +57,9 @@ def server_env(instance: Path, https_port: int, extra: dict[str, str] | None = N
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDCHAT_")}
     env["PYTHONUNBUFFERED"] = "1"
     env["MEDCHAT_INSTANCE_PATH"] = str(instance.resolve())
-    env["MEDCHAT_HTTPS_REDIRECT_PORT"] = str(https_port)
+    env["MEDCHAT_PUBLIC_URL"] = f"https://127.0.0.1:{https_port}"
+    # No HTTPS_REDIRECT: BENCH_PLAIN=1 measures ws:// on the insecure bind, standing in for
+    # a TLS-terminating proxy in front.
     env.update(LOAD_ENV)
     env.update(extra or {})
     return env

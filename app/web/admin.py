@@ -25,8 +25,8 @@ AUDIT_ACTIONS = (
 
 
 def _link(path: str) -> str:
-    base = current_app.config.get("PUBLIC_URL") or request.host_url.rstrip("/")
-    return base.rstrip("/") + path
+    """An absolute link under PUBLIC_URL (never the request's Host)."""
+    return str(current_app.config["PUBLIC_URL"]) + path
 
 
 @bp.get("/staff")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from quart import Quart, Response, current_app, g, redirect, request
+from quart import Quart, Response, abort, current_app, g, redirect, request, websocket
 from quart_auth import current_user, logout_user
-from werkzeug.exceptions import Forbidden
+from werkzeug.exceptions import BadRequest, Forbidden
 
 from app.actions import Actor
 from app.actions.auth import resolve_session
+from app.lib.hosts import allowed_host_names, host_name
 from app.lib.tokens import keyed_digest, same
 from app.web.context import client_ip, svc
 
@@ -92,12 +93,32 @@ async def load_session() -> None:
 
 
 def https_redirect() -> Any:
-    port = current_app.config["HTTPS_REDIRECT_PORT"]
-    if port and request.scheme == "http" and request.path != "/healthz":
-        host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
-        suffix = "" if int(port) == 443 else f":{port}"
-        return redirect(f"https://{host}{suffix}{request.full_path.rstrip('?')}", 308)
+    """On the plain-HTTP port, answer every request but /healthz with a redirect to the same
+    path under PUBLIC_URL: never to the Host the request named."""
+    if current_app.config["HTTPS_REDIRECT"] and request.scheme == "http" and request.path != "/healthz":
+        return redirect(current_app.config["PUBLIC_URL"] + request.full_path.rstrip("?"), 308)
     return None
+
+
+def _known_host(host: str) -> bool:
+    allowed = current_app.extensions.get("medchat_hosts")
+    if allowed is None:
+        allowed = current_app.extensions["medchat_hosts"] = allowed_host_names(
+            current_app.config["PUBLIC_URL"], current_app.config["ALLOWED_HOSTS"]
+        )
+    return host_name(host) in allowed
+
+
+def check_host() -> None:
+    """Refuse a request for a host that is not ours (400): a forged ``Host`` must never shape
+    a page, a link or a redirect. /healthz answers any name (probes use addresses)."""
+    if request.path != "/healthz" and not _known_host(request.host):
+        raise BadRequest("This server does not answer for that host name.")
+
+
+def check_websocket_host() -> None:
+    if not _known_host(websocket.host):
+        abort(400)
 
 
 async def add_headers(response: Response) -> Response:
@@ -131,6 +152,8 @@ async def add_headers(response: Response) -> Response:
 
 def register_security(app: Quart) -> None:
     app.before_request(https_redirect)
+    app.before_request(check_host)
+    app.before_websocket(check_websocket_host)
     app.before_request(load_session)
     app.before_request(check_csrf)
     app.after_request(add_headers)

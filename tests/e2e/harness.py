@@ -228,7 +228,9 @@ def start_server(instance_dir: Path, *, env: Mapping[str, str] | None = None, na
         http_port = free_port()
     server_env = _clean_env({
         "MEDCHAT_INSTANCE_PATH": str(instance_dir),
-        "MEDCHAT_HTTPS_REDIRECT_PORT": str(https_port),
+        # As ./start.sh does: the public URL names the port it binds; plain HTTP redirects there.
+        "MEDCHAT_PUBLIC_URL": f"https://127.0.0.1:{https_port}",
+        "MEDCHAT_HTTPS_REDIRECT": "true",
         **(env or {}),
     })
     label = name or instance_dir.name

@@ -37,6 +37,20 @@ async def test_healthz_is_not_redirected_on_plain_http(server: ServerProcess) ->
     assert page.headers["location"] == f"{server.base_url}/login?next=/chats"
 
 
+async def test_a_forged_host_is_never_reflected(server: ServerProcess) -> None:
+    """The plain port redirects to PUBLIC_URL whatever Host says; HTTPS refuses unknown hosts."""
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        page = await client.get(f"{server.http_url}/invite/abc", headers={"Host": "phish.example"})
+    assert page.status_code == 308
+    assert page.headers["location"] == f"{server.base_url}/invite/abc"
+    async with h2_client(server) as client:
+        refused = await client.get("/login", headers={"Host": "phish.example"})
+        served = await client.get("/login", headers={"Host": f"localhost:{server.https_port}"})
+    assert refused.status_code == 400
+    assert "phish.example" not in refused.text
+    assert served.status_code == 200
+
+
 def _check_security_headers(headers: httpx.Headers) -> None:
     csp = headers["content-security-policy"]
     directives = {part.strip().split(" ", 1)[0]: part.strip() for part in csp.split(";") if part.strip()}

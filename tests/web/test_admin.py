@@ -79,14 +79,14 @@ async def test_create_staff_gives_an_invite_link(app: Quart, login_as: Any, svc:
     r = await create_staff(root, username="Carol.Jones", display_name="Carol Jones", department="ICU", job_title="Doctor")
     assert r.status_code == 200
     html = await r.get_data(as_text=True)
-    link = re.search(r'href="(https://localhost/invite/[A-Za-z0-9_-]+)"', html)
+    link = re.search(r'href="(https://localhost:8443/invite/[A-Za-z0-9_-]+)"', html)
     assert link, html
     async with svc.db.reading() as s:
         row = await user_row_by_username(s, "carol.jones")
         assert row is not None and row.password_hash is None and row.role == "member"
     listing = await (await root.get("/admin/staff")).get_data(as_text=True)
     assert "invited" in listing
-    path = link.group(1).removeprefix("https://localhost")
+    path = link.group(1).removeprefix("https://localhost:8443")
     carol = Client(app)
     r = await carol.submit(path, {"password": NEW_PASSWORD, "password2": NEW_PASSWORD}, page=path)
     assert r.status_code == 303
@@ -94,10 +94,27 @@ async def test_create_staff_gives_an_invite_link(app: Quart, login_as: Any, svc:
 
 
 async def test_invite_link_uses_public_url(app: Quart, login_as: Any) -> None:
-    app.config["PUBLIC_URL"] = "https://medchat.hospital.example/"
+    app.config["PUBLIC_URL"] = "https://medchat.hospital.example"
+    app.config["ALLOWED_HOSTS"] = ["localhost"]  # the test client's Host
     root = await login_as("root", admin=True)
     r = await create_staff(root, username="dan", display_name="Dan Ode")
     assert "https://medchat.hospital.example/invite/" in await r.get_data(as_text=True)
+
+
+async def test_links_never_take_the_requests_host(login_as: Any) -> None:
+    """With the default PUBLIC_URL a link names it, never a Host header; a forged Host is 400."""
+    root = await login_as("root", admin=True)
+    r = await create_staff(root, username="erin", display_name="Erin Oak")
+    assert "https://localhost:8443/invite/" in await r.get_data(as_text=True)
+    page = await root.get("/admin/staff")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', await page.get_data(as_text=True))
+    assert token
+    forged = await root.post(
+        "/admin/staff", form={"csrf_token": token.group(1), "username": "fay", "display_name": "Fay Ash", "role": "member"},
+        headers={"Host": "phish.example", "Sec-Fetch-Site": "same-origin"},
+    )
+    assert forged.status_code == 400
+    assert "phish.example" not in await forged.get_data(as_text=True)
 
 
 @pytest.mark.parametrize(

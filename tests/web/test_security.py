@@ -300,16 +300,51 @@ async def test_no_inline_script_or_style_in_pages(chat: tuple[Client, int, str])
         assert " onclick=" not in html.lower() and " onload=" not in html.lower()
 
 
-async def test_https_redirect(app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_https_redirect_goes_to_public_url_not_the_host_asked_for(app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDCHAT_INSTANCE_PATH", str(tmp_path / "instance2"))
-    application = create_app({**app_config, "HTTPS_REDIRECT_PORT": 8443})
+    application = create_app({**app_config, "HTTPS_REDIRECT": True, "PUBLIC_URL": "https://ward.example:8443/"})
     async with application.test_app() as test_app:
         c = test_app.test_client()
         r = await c.get("/chats?x=1", scheme="http", headers={"Host": "ward.example:8080"})
         assert r.status_code == 308
         assert r.headers["Location"] == "https://ward.example:8443/chats?x=1"
+        # A forged Host is never reflected: the redirect names the configured address.
+        r = await c.get("/login", scheme="http", headers={"Host": "phish.example"})
+        assert r.status_code == 308 and r.headers["Location"] == "https://ward.example:8443/login"
         assert (await c.get("/healthz", scheme="http")).status_code == 200  # probes stay on plain HTTP
-        assert (await c.get("/login", scheme="https")).status_code == 200
+        assert (await c.get("/login", scheme="https", headers={"Host": "ward.example:8443"})).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["phish.example", "phish.example:8443", "localhost.evil.example", "[::2]:8443", "10.0.0.1"])
+async def test_an_unknown_host_gets_400(client: Client, host: str) -> None:
+    for path in ("/login", "/chats", "/invite/abc", "/no/such/page"):
+        r = await client.get(path, headers={"Host": host})
+        assert r.status_code == 400, (host, path)
+        assert host.split(":")[0] not in await r.get_data(as_text=True)
+    # Probes may use any address.
+    assert (await client.get("/healthz", headers={"Host": host})).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["localhost", "localhost:8443", "127.0.0.1:8443", "[::1]:8443", "LOCALHOST"])
+async def test_public_url_host_and_its_loopback_aliases_are_served(client: Client, host: str) -> None:
+    r = await client.get("/login", headers={"Host": host})
+    assert r.status_code == 200
+
+
+async def test_allowed_hosts_adds_names(app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDCHAT_INSTANCE_PATH", str(tmp_path / "instance3"))
+    application = create_app({**app_config, "PUBLIC_URL": "https://medchat.hospital.example", "ALLOWED_HOSTS": ["medchat", "10.1.2.3"]})
+    async with application.test_app() as test_app:
+        c = test_app.test_client()
+        for host, status in (("medchat.hospital.example", 200), ("medchat", 200), ("10.1.2.3:443", 200), ("localhost", 400)):
+            assert (await c.get("/login", headers={"Host": host})).status_code == status, host
+
+
+@pytest.mark.parametrize("bad", ["", "medchat.example", "ftp://x.example", "https://x.example/path", "https://"])
+def test_a_bad_public_url_is_refused_at_start(app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    monkeypatch.setenv("MEDCHAT_INSTANCE_PATH", str(tmp_path / "instance4"))
+    with pytest.raises(ValueError, match="PUBLIC_URL"):
+        create_app({**app_config, "PUBLIC_URL": bad})
 
 
 async def test_a_crash_is_a_500_page_without_details(chat: tuple[Client, int, str], monkeypatch: pytest.MonkeyPatch) -> None:
