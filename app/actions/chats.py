@@ -91,11 +91,26 @@ async def _system_line(s: AsyncSession, svc: Services, conversation_id: int, act
     )
 
 
+async def publish_message(svc: Services, rec: MessageRecord, floors: dict[int, int]) -> None:
+    """Send a message frame to each member as that member may see it.
+
+    ``floors`` maps each recipient to their ``history_from_id``. Recipients who may see the
+    whole message share one frame; those who joined after a quoted message get a frame
+    whose quote has no text (``MessageRecord.seen_from``), as their pages and resume do.
+    """
+    variants: dict[MessageRecord, list[int]] = {}
+    for user_id, floor in floors.items():
+        variants.setdefault(rec.seen_from(floor), []).append(user_id)
+    for variant, user_ids in variants.items():
+        await svc.publish(Event("message", tuple(sorted(user_ids)), message_frame(variant)))
+
+
 async def _publish_message(svc: Services, message_id: int, member_ids: list[int]) -> None:
     async with svc.db.reading() as s:
         rec = await chats.message_record(s, message_id)
+        floors = await chats.member_floors(s, rec.conversation_id) if rec is not None else {}
     if rec is not None:
-        await svc.publish(Event("message", tuple(member_ids), message_frame(rec)))
+        await publish_message(svc, rec, {uid: floors.get(uid, 0) for uid in member_ids})
 
 
 async def do_open_direct(svc: Services, actor: Actor, username: str) -> int:
@@ -319,7 +334,7 @@ async def do_send_message(
         reply_sender_name=quoted.sender_name if quoted else None,
         reply_body=quoted.body if quoted else None,
     )
-    await svc.publish(Event("message", tuple(members), message_frame(rec)))
+    await publish_message(svc, rec, members)
     return Sent(rec, True)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -186,7 +185,7 @@ async def conversation_summaries(s: AsyncSession, user_id: int) -> list[Conversa
         .scalar_subquery()
     )
     rows = await s.execute(
-        select(Conversation, mine.role, unread, other_user.id, other_user.display_name)
+        select(Conversation, mine.role, unread, other_user.id, other_user.display_name, mine.history_from_id)
         .join(mine, and_(mine.conversation_id == Conversation.id, mine.user_id == user_id))
         .outerjoin(
             other,
@@ -216,12 +215,19 @@ async def conversation_summaries(s: AsyncSession, user_id: int) -> list[Conversa
             kind=conv.kind,
             title=(other_name or "(former colleague)") if conv.kind == "direct" else conv.title,
             my_role=role,
-            last_message=last.get(conv.last_message_id),
+            last_message=_seen_last(last.get(conv.last_message_id), floor),
             unread=int(count or 0),
             other_user_id=other_id,
         )
-        for conv, role, count, other_id, other_name in result
+        for conv, role, count, other_id, other_name, floor in result
     ]
+
+
+def _seen_last(rec: MessageRecord | None, history_from: int) -> MessageRecord | None:
+    """The chat list's preview, as the member may see it (nothing from before they joined)."""
+    if rec is None or rec.id <= history_from:
+        return None
+    return rec.seen_from(history_from)
 
 
 async def message_by_client_id(
@@ -305,9 +311,7 @@ async def messages_page(
 
 def _hide_old_reply(rec: MessageRecord, history_from: int) -> MessageRecord:
     """A reply quoting a message from before the reader joined shows no quote text."""
-    if rec.reply_to_id is not None and rec.reply_to_id <= history_from:
-        return replace(rec, reply_body="", reply_sender_name="")
-    return rec
+    return rec.seen_from(history_from)
 
 
 async def message_in_conversation(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 
@@ -45,6 +45,14 @@ class MessageRecord:
     reply_to_id: int | None
     reply_sender_name: str | None
     reply_body: str | None
+
+    def seen_from(self, history_from_id: int) -> MessageRecord:
+        """The message as a member whose history starts after ``history_from_id`` may see it:
+        a quote of a message from before they joined keeps its link but loses its text and
+        sender. The one rule for pages, resume, JSON and live frames."""
+        if self.reply_to_id is not None and self.reply_to_id <= history_from_id and (self.reply_body or self.reply_sender_name):
+            return replace(self, reply_body="", reply_sender_name="")
+        return self
 
 
 @dataclass(frozen=True)
