@@ -26,7 +26,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
 
     from app.lib.clock import Clock
     from app.lib.passwords import PasswordHashing
-    from app.lib.ratelimit import TokenBuckets
+    from app.lib.ratelimit import ChangeThrottle, TokenBuckets
     from app.realtime.hub import Hub
     from app.services import Services
     from app.store.db import Database
@@ -46,6 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
             app.config["MESSAGE_RATE"], app.config["MESSAGE_RATE_PERIOD_SECONDS"],
             app.config["MESSAGE_BURST"], clock.monotonic,
         ),
+        typing_throttle=ChangeThrottle(app.config["TYPING_MIN_INTERVAL_SECONDS"], clock.monotonic),
     )
     app.extensions["medchat"] = services
 

@@ -73,6 +73,8 @@ DEFAULTS: dict[str, Any] = {
     "MESSAGE_BURST": 10,
     "WS_HANDSHAKES_PER_MINUTE": 30,
     "TYPING_TTL_SECONDS": 6,
+    # At most one typing change per person and conversation this often; a stop only after a start.
+    "TYPING_MIN_INTERVAL_SECONDS": 2.0,
     # Presence is shared in direct chats and groups of at most this many members, and
     # changes reach a socket at most once per PRESENCE_BATCH_SECONDS (batched).
     "PRESENCE_MAX_GROUP": 50,

@@ -8,7 +8,7 @@ from typing import Any
 
 from app.lib.clock import Clock
 from app.lib.passwords import PasswordHashing, PasswordPolicy
-from app.lib.ratelimit import TokenBuckets
+from app.lib.ratelimit import ChangeThrottle, TokenBuckets
 from app.realtime.broker import Broker
 from app.realtime.events import Event
 from app.realtime.hub import Hub
@@ -24,6 +24,7 @@ class Services:
     clock: Clock
     passwords: PasswordHashing
     message_buckets: TokenBuckets
+    typing_throttle: ChangeThrottle
     published: list[Event] = field(default_factory=list)  # filled only when recording
 
     @property

@@ -14,11 +14,19 @@ from app.store.records import MessageRecord
 
 
 async def do_typing(svc: Services, actor: Actor, conversation_id: int, typing: bool, socket_id: str) -> None:
-    """Tell the other members that I started or stopped typing (expires by itself)."""
+    """Tell the other members that I started or stopped typing (expires by itself).
+
+    Throttled per person and conversation, whatever the value (``ChangeThrottle``): a client
+    alternating start and stop as fast as it can costs the others one frame per interval.
+    """
+    key = (actor.user.id, conversation_id)
+    if not svc.typing_throttle.allows(key, typing):
+        return
     async with svc.db.reading() as s:
         ids = await chats.member_ids(s, conversation_id)
     if actor.user.id not in ids:
         raise NotFound("No such conversation.")
+    svc.typing_throttle.record(key, typing)
     others = tuple(i for i in ids if i != actor.user.id)
     frame = {
         "type": "typing",

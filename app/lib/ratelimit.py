@@ -43,3 +43,31 @@ class TokenBuckets:
         full = self.burst / self.per_second
         for key in [k for k, b in self._buckets.items() if now - b.at > full]:
             del self._buckets[key]
+
+
+class ChangeThrottle:
+    """At most one on/off change per key every ``interval`` seconds; "off" only after "on".
+
+    Typing indicators: whatever a client sends, at most one frame per person and conversation
+    goes out per interval, and a stop goes out only if the start before it did (a repeated
+    start after the interval refreshes the indicator). ``allows`` looks, ``record`` commits,
+    so a frame refused for another reason (not a member) leaves no trace. Per process.
+    """
+
+    def __init__(self, interval: float, now: Callable[[], float]) -> None:
+        self.interval = interval
+        self._now = now
+        self._last: dict[object, tuple[float, bool]] = {}
+
+    def allows(self, key: object, on: bool) -> bool:
+        last = self._last.get(key)
+        if last is not None and self._now() - last[0] < self.interval:
+            return False
+        return on or (last is not None and last[1])
+
+    def record(self, key: object, on: bool) -> None:
+        now = self._now()
+        self._last[key] = (now, on)
+        if len(self._last) > 100_000:
+            for old in [k for k, (at, _) in self._last.items() if now - at > self.interval]:
+                del self._last[old]

@@ -49,7 +49,6 @@ from app.ws.tls_buffer import shrink_tls_read_buffer
 
 log = logging.getLogger("medchat.ws")
 
-TYPING_MIN_INTERVAL = 2.0  # seconds between two "typing: true" of one socket and conversation
 PRESENCE_GRACE = 5.0  # a reload does not flash "offline"
 TOUCH_INTERVAL = 30.0
 BATCH_FRAMES = 64  # at most this many frames in one batched WebSocket message
@@ -161,7 +160,6 @@ class _Session:
         self.config = svc.config
         self.conn = SocketConnection(actor.user.id, cast(str, actor.session_id), self.config["WS_SEND_QUEUE"])
         self.last_touch = time.monotonic()
-        self.typing_at: dict[int, float] = {}
 
     async def run(self) -> None:
         conn, hub = self.conn, self.svc.hub
@@ -296,10 +294,6 @@ class _Session:
             else:
                 await do_mark_delivered(self.svc, self.actor, frame.conversation_id, frame.up_to_id)
         elif isinstance(frame, Typing):
-            now = time.monotonic()
-            if frame.typing and now - self.typing_at.get(frame.conversation_id, 0.0) < TYPING_MIN_INTERVAL:
-                return
-            self.typing_at[frame.conversation_id] = now if frame.typing else 0.0
             await do_typing(self.svc, self.actor, frame.conversation_id, frame.typing, self.conn.socket_id)
 
     async def _heartbeat(self) -> None:

@@ -145,7 +145,14 @@ def typing(conversation_id: int, user_id: int, name: str, on: bool) -> dict[str,
     return {"type": "typing", "conversation_id": conversation_id, "user_id": user_id, "name": name, "typing": on, "ttl": 6}
 
 
-async def test_typing_reaches_the_other_member_and_is_throttled(people: People) -> None:
+async def processed(sock: Sock) -> None:
+    """Wait until the server has handled every frame ``sock`` sent so far: frames are
+    handled in order, and one about a conversation that does not exist is answered."""
+    await sock.send({"type": "typing", "conversation_id": 2**40, "typing": True})
+    await sock.error("not_found")
+
+
+async def test_typing_reaches_the_other_member_and_is_throttled(people: People, clock: FrozenClock) -> None:
     a = people.ids["alice"]
     async with ws_open(people.alice) as alice, ws_open(people.alice) as alice2, ws_open(people.bob) as bob:
         start = {"type": "typing", "conversation_id": people.ab, "typing": True}
@@ -153,17 +160,45 @@ async def test_typing_reaches_the_other_member_and_is_throttled(people: People) 
         await alice.send(start)
         assert await bob.expect("typing") == typing(people.ab, a, "Alice", True)
         await alice.send(start)  # within 2 s: not passed on
-        await alice.send(stop)  # stop always is
+        await alice.send(stop)  # nor is a stop
+        await alice2.send(start)  # nor the same person's other tab
+        await processed(alice)
+        await processed(alice2)
+        clock.advance(2)
+        await alice.send(stop)  # 2 s later, the stop goes out
         assert await bob.expect("typing") == typing(people.ab, a, "Alice", False)
+        await processed(alice)
+        clock.advance(2)
+        await alice.send(stop)  # a stop without a start before it: nothing
         await alice.send(start)  # after a stop, a start is new
         assert await bob.expect("typing") == typing(people.ab, a, "Alice", True)
-        assert [f["typing"] for f in bob.taken("typing")] == [True, False, True]
+        await processed(alice)
+        clock.advance(2.5)
+        await alice2.send(start)  # a start after the interval refreshes the indicator
+        assert await bob.expect("typing") == typing(people.ab, a, "Alice", True)
+        assert [f for f in await bob.quiet() if f["type"] == "typing"] == []
+        assert [f["typing"] for f in bob.taken("typing")] == [True, False, True, True]
         # Never to my own sockets: the tab that typed, nor my other tab.
         await bob.send({"type": "typing", "conversation_id": people.ab, "typing": True})
         assert await alice.expect("typing") == typing(people.ab, people.ids["bob"], "Bob", True)
         assert await alice2.expect("typing") == typing(people.ab, people.ids["bob"], "Bob", True)
         assert alice.taken("typing") == alice2.taken("typing") == [typing(people.ab, people.ids["bob"], "Bob", True)]
-        assert [f["user_id"] for f in bob.taken("typing")] == [a, a, a]
+        assert [f["user_id"] for f in bob.taken("typing")] == [a, a, a, a]
+
+
+async def test_alternating_typing_frames_pass_one_change_per_interval(people: People, clock: FrozenClock) -> None:
+    """Bursts of 200 frames alternating start/stop (the outside test saw 200 of 200 passed
+    on): each 2 s interval passes exactly one change."""
+    async with ws_open(people.alice) as alice, ws_open(people.bob) as bob:
+        passed: list[bool] = []
+        for burst in range(4):
+            first_on = burst % 2 == 0  # a stop leads every other burst: it follows a start
+            for i in range(200):
+                await alice.send({"type": "typing", "conversation_id": people.ab, "typing": (i % 2 == 0) == first_on})
+            await processed(alice)
+            passed += [f["typing"] for f in await bob.quiet() if f["type"] == "typing"]
+            clock.advance(2)
+        assert passed == [True, False, True, False]
 
 
 async def test_typing_throttle_is_per_conversation(people: People) -> None:
@@ -182,7 +217,7 @@ async def test_typing_where_i_am_not_a_member_is_not_found(people: People) -> No
         error = await alice.error("not_found")
         assert error["ref"] == str(theirs)
         await alice.send({"type": "typing", "conversation_id": theirs, "typing": False})
-        await alice.error("not_found")
+        assert [f for f in await alice.quiet() if f["type"] == "error"] == []  # a stop after no start that went out: nothing at all
         # Neither of them heard it: the next typing frame bob gets is carol's.
         await carol.send({"type": "typing", "conversation_id": theirs, "typing": True})
         assert (await bob.expect("typing"))["user_id"] == people.ids["carol"]
