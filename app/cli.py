@@ -38,11 +38,20 @@ def register_cli(app: Quart) -> None:
     @app.cli.command("prepare-instance")
     def prepare_instance() -> None:
         """Make the instance folder ready: secret key (done on load), TLS certificate, schema."""
+        from urllib.parse import urlsplit
+
         from app.lib.devcert import ensure_dev_certificate
 
-        cert, key = ensure_dev_certificate(Path(app.instance_path))
+        host = urlsplit(app.config["PUBLIC_URL"]).hostname or ""
+        made = ensure_dev_certificate(Path(app.instance_path), extra_names=(host,))
         _run(app, lambda svc: svc.db.upgrade_to_head())
-        click.echo(f"instance ready: {app.instance_path} (certificate {cert.name}, key {key.name})")
+        click.echo(f"instance ready: {app.instance_path} (certificate {made.cert.name}, key {made.key.name})")
+        if made.ca is not None:
+            click.echo(
+                "development certificate from the local authority in "
+                f"{made.ca}; to make Chromium and this machine trust it (once per machine):\n"
+                f"    scripts/trust-dev-ca.sh {made.ca}"
+            )
 
     @app.cli.command("setup-link")
     def setup_link() -> None:
