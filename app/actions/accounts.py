@@ -121,7 +121,8 @@ async def invite_for(svc: Services, token: str) -> Staff | None:
 
 
 async def do_accept_invite(svc: Services, token: str, password: str, ip: str) -> Staff:
-    """Set a password through an invite or reset link; the link dies."""
+    """Set a password through an invite or reset link; the link dies. Returns the account
+    (the door then signs the person in: ``auth.do_sign_in_after_link``)."""
     user = await invite_for(svc, token)
     if user is None:
         raise NotFound("This link has been used or has expired. Ask an administrator for a new one.")

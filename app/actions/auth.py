@@ -63,6 +63,18 @@ async def do_login(svc: Services, username: str, password: str, ip: str, user_ag
     raise LoginFailed()
 
 
+async def do_sign_in_after_link(svc: Services, user: Staff, ip: str, user_agent: str, link: str) -> LoggedIn:
+    """Open a session for someone who has just set their password through a one-time link
+    (``link`` is "setup", "invite" or "reset"): the link proved who they are, so they are
+    not sent to type the new password again at once."""
+    now = svc.clock.now()
+    token = new_token()
+    async with svc.db.transaction() as s:
+        await sessions.add_session(s, session_hash=token_hash(token), user_id=user.id, now=now, user_agent=user_agent, ip=ip)
+        await audit.add_entry(s, at=now, action="login", actor_id=user.id, actor_name=user.username, ip=ip, detail=f"after the {link} link")
+    return LoggedIn(token=token, user=user)
+
+
 async def _count_failure(svc: Services, s: AsyncSession, user_id: int, name: str, ip: str) -> None:
     now = svc.clock.now()
     failures = await staff.add_failure(s, user_id)

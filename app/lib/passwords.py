@@ -36,8 +36,10 @@ def password_problem(password: str, policy: PasswordPolicy, personal: list[str])
             return "The password must not contain your username or name."
     result = zxcvbn(password[:_ZXCVBN_CHARS], user_inputs=[w for w in personal if w])
     if result["score"] < policy.min_score:
-        warning = result["feedback"].get("warning") or "This password is too easy to guess."
-        return f"{warning} Try a longer phrase of unrelated words."
+        feedback = result["feedback"]
+        warning = (feedback.get("warning") or "This password is too easy to guess.").rstrip(".") + "."
+        hints = [h.rstrip(".") + "." for h in feedback.get("suggestions", []) if h]
+        return " ".join([warning, *hints, "A phrase of three or four unrelated words works well."])
     return None
 
 

@@ -10,6 +10,7 @@ from werkzeug.sansio.response import Response as BaseResponse
 from app.actions import accounts, auth
 from app.actions.accounts import StaffFields
 from app.actions.errors import ActionError, LoginFailed
+from app.store.records import Staff
 from app.web.context import actor, client_ip, current_actor, login_required, safe_next, svc
 from app.web.security import cookie_name
 
@@ -89,13 +90,15 @@ async def setup(token: str) -> ResponseReturnValue:
             error = "The two passwords differ."
         else:
             try:
-                await accounts.do_setup_admin(svc(), token, StaffFields(**values), password, client_ip())
+                admin = await accounts.do_setup_admin(svc(), token, StaffFields(**values), password, client_ip())
             except ActionError as exc:
                 if exc.status != 400:
                     raise  # the link died meanwhile: 404, not a form error
                 error = exc.message
             else:
-                return redirect(url_for("auth.login_form", welcome=1), 303)
+                # Signed in at once: the next step is inviting the staff.
+                await _sign_in(admin, "setup")
+                return redirect(url_for("admin.staff_list", welcome=1), 303)
     return await render_template("auth/setup.html", token=token, values=values, error=error), (400 if error else 200)
 
 
@@ -112,14 +115,21 @@ async def invite(token: str) -> ResponseReturnValue:
             error = "The two passwords differ."
         else:
             try:
-                await accounts.do_accept_invite(svc(), token, password, client_ip())
+                person = await accounts.do_accept_invite(svc(), token, password, client_ip())
             except ActionError as exc:
                 if exc.status != 400:
                     raise  # the link died meanwhile: 404, not a form error
                 error = exc.message
             else:
-                return redirect(url_for("auth.login_form", welcome=1), 303)
+                await _sign_in(person, "invite")
+                return redirect(url_for("chats.chat_list", welcome=1), 303)
     return await render_template("auth/invite.html", token=token, user=user, error=error), (400 if error else 200)
+
+
+async def _sign_in(user: Staff, link: str) -> None:
+    """Open a session for someone who just set a password through a one-time link."""
+    done = await auth.do_sign_in_after_link(svc(), user, client_ip(), request.headers.get("User-Agent", ""), link)
+    login_user(AuthUser(done.token))
 
 
 @bp.get("/account/sessions")

@@ -69,21 +69,14 @@ async def open_person(browser: Any, server: ServerProcess, name: str) -> Person:
     return Person(name, context, await context.new_page())
 
 
-async def log_in(person: Person, server: ServerProcess, who: dict[str, str]) -> None:
-    await person.goto("/login")
-    await person.page.fill("#username", who["username"])
-    await person.page.fill("#password", who["password"])
-    await person.submit("main button[type=submit]", expect_url=f"{server.base_url}/chats")
-    assert who["display_name"] in await person.page.locator(".whoami").inner_text()
-
-
 async def set_password(person: Person, server: ServerProcess, link: str, who: dict[str, str]) -> None:
     await person.goto(link)
     assert f"Welcome, {who['display_name']}" in await person.main_text()
     await person.page.fill("#password", who["password"])
     await person.page.fill("#password2", who["password"])
-    await person.submit("main button[type=submit]", expect_url=f"{server.base_url}/login?welcome=1")
-    assert "Your password is set" in await person.main_text()
+    await person.submit("main button[type=submit]", expect_url=f"{server.base_url}/chats?welcome=1")
+    assert "Your password is set and you are signed in" in await person.main_text()
+    assert who["display_name"] in await person.page.locator(".whoami").inner_text()
 
 
 async def invite(admin: Person, server: ServerProcess, who: dict[str, str]) -> str:
@@ -141,11 +134,13 @@ async def test_no_javascript_messenger_flow(server: ServerProcess, browser: Any,
             await admin.page.fill(f"#{field}", ADMIN[field])
         await admin.page.fill("#password", ADMIN["password"])
         await admin.page.fill("#password2", ADMIN["password"])
-        await admin.submit("main button[type=submit]", expect_url=f"{server.base_url}/login?welcome=1")
+        # Signed in at once, on the page where staff are invited.
+        await admin.submit("main button[type=submit]", expect_url=f"{server.base_url}/admin/staff?welcome=1")
+        assert "first administrator" in await admin.main_text()
+        assert ADMIN["display_name"] in await admin.page.locator(".whoami").inner_text()
         # The link dies when used.
         used = await admin.page.goto(server.setup_url)
         assert used is not None and used.status == 404
-        await log_in(admin, server, ADMIN)
 
         # --- Two staff accounts; the invite links are read from the page.
         alice_link = await invite(admin, server, ALICE)
@@ -166,8 +161,6 @@ async def test_no_javascript_messenger_flow(server: ServerProcess, browser: Any,
         await set_password(bob, server, bob_link, BOB)
         reused = await bob.page.goto(bob_link)
         assert reused is not None and reused.status == 404  # an invite works once
-        await log_in(alice, server, ALICE)
-        await log_in(bob, server, BOB)
 
         # --- Alice makes a group with Bob and writes twice.
         await alice.goto("/chats/new-group")

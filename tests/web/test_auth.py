@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 from quart import Quart
+from sqlalchemy import select
 
 from app.actions.accounts import do_issue_setup_link
 from app.lib.clock import FrozenClock
 from app.services import Services
+from app.store.models import AuditEntry
 from app.store.staff import user_row_by_username
 from tests.helpers import error_text, fill, http_rules, is_public, new_id, snapshot
 from tests.support import PASSWORD, Client
@@ -387,8 +389,9 @@ async def test_admin_password_reset(app: Quart, login_as: Any, svc: Services, cl
     assert "bob" in await page.get_data(as_text=True)
     r = await fresh.submit(link, {"password": NEW_PASSWORD, "password2": NEW_PASSWORD}, page=link)
     assert r.status_code == 303
+    assert (await fresh.get("/chats")).status_code == 200  # signed in by setting the password
     assert (await fresh.get(link)).status_code == 404
-    r = await fresh.submit("/login", {"username": "bob", "password": NEW_PASSWORD}, page="/login")
+    r = await Client(app).submit("/login", {"username": "bob", "password": NEW_PASSWORD}, page="/login")
     assert r.status_code == 303
     assert (await Client(app).login("bob")).status_code == 400  # the old password stays dead
     # A second reset link expires after 72 h.
@@ -431,8 +434,30 @@ async def test_invite_link_flow_and_weak_password(app: Quart, login_as: Any, svc
     assert "differ" in error_text(await r.get_data(as_text=True))
     r = await carol.submit(link, {"password": NEW_PASSWORD, "password2": NEW_PASSWORD}, page=link)
     assert r.status_code == 303
-    r = await carol.submit("/login", {"username": "carol", "password": NEW_PASSWORD}, page="/login")
+    # Signed in at once: no second typing of the new password.
+    assert r.headers["Location"].endswith("/chats?welcome=1")
+    page = await carol.get("/chats?welcome=1")
+    assert page.status_code == 200
+    assert "Your password is set and you are signed in" in await page.get_data(as_text=True)
+    async with svc.db.reading() as s:
+        rows = (await s.execute(select(AuditEntry).where(AuditEntry.action == "login", AuditEntry.actor_name == "carol"))).scalars().all()
+    assert [r.detail for r in rows] == ["after the invite link"]
+    r = await Client(app).submit("/login", {"username": "carol", "password": NEW_PASSWORD}, page="/login")
     assert r.status_code == 303
+
+
+async def test_a_weak_password_says_why_and_keeps_the_other_fields(svc: Services, client: Client) -> None:
+    token = await do_issue_setup_link(svc)
+    path = f"/setup/{token}"
+    form = {"username": "root", "display_name": "Rosa Admin", "department": "IT", "job_title": "Administrator", "password": "qwertyuiopasdf", "password2": "qwertyuiopasdf"}
+    r = await client.submit(path, form, page=path)
+    assert r.status_code == 400
+    html = await r.get_data(as_text=True)
+    for kept in ('value="root"', 'value="Rosa Admin"', 'value="IT"', 'value="Administrator"'):
+        assert kept in html
+    assert "qwertyuiopasdf" not in html  # never echo a password
+    why = error_text(html)
+    assert "commonly used password" in why and "Add another word" in why  # zxcvbn's own feedback
 
 
 # --- the first-administrator setup link ---------------------------------------------------
@@ -446,6 +471,10 @@ async def test_setup_link_creates_the_first_admin_once(app: Quart, svc: Services
     form = {"username": "root", "display_name": "Rosa Admin", "department": "IT", "job_title": "Administrator", "password": NEW_PASSWORD, "password2": NEW_PASSWORD}
     r = await client.submit(path, form, page=path)
     assert r.status_code == 303, await r.get_data(as_text=True)
+    assert r.headers["Location"].endswith("/admin/staff?welcome=1")  # signed in, on to inviting staff
+    staff = await client.get("/admin/staff?welcome=1")
+    assert staff.status_code == 200 and "first administrator" in await staff.get_data(as_text=True)
+    await client.submit("/logout")
     async with svc.db.reading() as s:
         row = await user_row_by_username(s, "root")
         assert row is not None and row.role == "admin"
