@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,15 @@ async def test_healthz_503_when_the_database_is_unreachable(app_config: dict[str
     if url.startswith("sqlite"):
         # The engine made the folder; take it away so the file cannot be opened.
         (tmp_path / "gone").rmdir()
+    before = set(threading.enumerate())
     async with application.test_app() as test_app:
         r = await test_app.test_client().get("/healthz", scheme="https")
         assert r.status_code == 503
         assert await r.get_json() == {"status": "unavailable", "database": "unreachable"}
+    # aiosqlite stops the worker thread of a failed connection without waiting for it; if this
+    # test's event loop closed first, the thread's hand-back would raise "Event loop is
+    # closed" in a later test. Wait for this test's worker threads while the loop is alive.
+    for thread in set(threading.enumerate()) - before:
+        if "_connection_worker_thread" in thread.name:
+            await asyncio.to_thread(thread.join, 5)
+            assert not thread.is_alive()
