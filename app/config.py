@@ -46,8 +46,9 @@ DEFAULTS: dict[str, Any] = {
     "PAGE_SIZE": 50,
     "GROUP_TITLE_MAX_CHARS": 100,
     "GROUP_MAX_MEMBERS": 1000,
-    # Shown times are converted to this zone; storage is UTC.
-    "DISPLAY_TIMEZONE": "UTC",
+    # Pages without JavaScript show times in this zone (None: this machine's zone); with
+    # JavaScript the browser's zone. Storage is always UTC.
+    "DISPLAY_TIMEZONE": None,
     # No-JavaScript pages refresh themselves this often (seconds).
     "NOSCRIPT_REFRESH_SECONDS": 30,
     # Requests: a chat message of 4000 four-byte characters, percent-encoded, fits.

@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 from quart import Quart, request
 from quart_auth import QuartAuth
@@ -14,8 +13,10 @@ from quart_rate_limiter import QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, RateLimit, R
 from werkzeug.routing import IntegerConverter
 
 from app.lib.clock import as_utc
+from app.lib.devices import describe_device
 from app.lib.text import preview, render_body
-from app.web.context import client_ip, current_actor
+from app.lib.timefmt import day_label, display_zone, when_label
+from app.web.context import client_ip, current_actor, svc
 from app.web.security import cookie_name, register_security
 
 
@@ -70,16 +71,23 @@ def register_web(app: Quart) -> None:
 
     register_security(app)
 
-    zone = ZoneInfo(app.config["DISPLAY_TIMEZONE"])
+    zone = display_zone(app.config["DISPLAY_TIMEZONE"])
+    app.config["DISPLAY_TIMEZONE"] = zone.key  # the page's data-tz: what the server shows
 
     def local(value: datetime) -> datetime:
         return as_utc(value).astimezone(zone)
 
+    def now() -> datetime:
+        return svc().clock.now()
+
     app.jinja_env.filters["render_body"] = render_body
     app.jinja_env.filters["preview"] = preview
     app.jinja_env.filters["hhmm"] = lambda v: local(v).strftime("%H:%M")
-    app.jinja_env.filters["day"] = lambda v: local(v).strftime("%A %d %B %Y")
+    app.jinja_env.filters["day"] = lambda v: day_label(v, now(), zone)
+    app.jinja_env.filters["when"] = lambda v: when_label(v, now(), zone)
+    app.jinja_env.filters["list_when"] = lambda v: when_label(v, now(), zone, with_time=False)
     app.jinja_env.filters["stamp"] = lambda v: local(v).strftime("%Y-%m-%d %H:%M:%S %Z")
+    app.jinja_env.filters["device"] = describe_device
     app.jinja_env.globals["me"] = current_actor
     app.jinja_env.globals["request"] = request
 

@@ -4,6 +4,7 @@
 
 import { ChatList } from './chatlist.js';
 import { Conversation } from './conversation.js';
+import { localiseTimes } from './dom.js';
 import { Notifier } from './notify.js';
 import { Outbox } from './outbox.js';
 import { registerServiceWorker, setupInstallButton } from './pwa.js';
@@ -12,6 +13,7 @@ import { ResumePoint, Socket } from './socket.js';
 
 const body = document.body;
 const me = Number(body.dataset.userId) || 0;
+localiseTimes(document);  // the server wrote its own zone's times; show the reader's
 const personal = body.dataset.personalDevice === '1';
 
 let socket = null;

@@ -67,6 +67,21 @@ export class Conversation {
     this.readSent = this.maxId;  // the page's GET already moved my read watermark
     this.deliveredSent = this.maxId;
     this.dividerArmed = !this.list.querySelector('.new-divider');
+    this.regroupDays();
+  }
+
+  /** Day separators in the browser's zone (the server drew them in its own): one before
+   * each message whose day differs from the one above it. */
+  regroupDays() {
+    for (const li of this.list.querySelectorAll('li.day')) li.remove();
+    let previous = null;
+    for (const li of this.list.querySelectorAll('li[id^="m"]')) {
+      const time = li.querySelector('time[datetime]');
+      if (!time) continue;
+      const label = dayLabel(new Date(time.getAttribute('datetime')));
+      if (label !== previous) li.before(h('li', { class: 'day' }, h('span', {}, label)));
+      previous = label;
+    }
   }
 
   get others() {

@@ -46,11 +46,11 @@ export function preview(text, max = 80) {
   return flat.length <= max ? flat : `${flat.slice(0, max - 1)}\u2026`;
 }
 
+/** The browser's own time zone: with JavaScript, times read in the reader's zone (a page
+ * without JavaScript shows the server's zone, DISPLAY_TIMEZONE). */
 function zone() {
-  const tz = document.body.dataset.tz || 'UTC';
   try {
-    new Intl.DateTimeFormat('en-GB', { timeZone: tz });
-    return tz;
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
   } catch {
     return 'UTC';
   }
@@ -62,30 +62,65 @@ function fmt() {
     const timeZone = zone();
     formats = {
       time: new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone }),
-      day: new Intl.DateTimeFormat('en-GB', { weekday: 'long', day: '2-digit', month: 'long', year: 'numeric', timeZone }),
+      ymd: new Intl.DateTimeFormat('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit', timeZone }),
+      weekday: new Intl.DateTimeFormat('en-GB', { weekday: 'long', timeZone }),
+      long: new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone }),
       short: new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short', timeZone }),
+      shortYear: new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short', year: 'numeric', timeZone }),
     };
   }
   return formats;
 }
 
-/** "14:05" in the server's display time zone (the pages show the same). */
+/** "14:05" in the browser's zone. */
 export function hhmm(date) {
   return fmt().time.format(date);
 }
 
-/** "Monday 27 November 2026", as the server's ``day`` filter writes it. */
+/** Whole days between ``date``'s day and today's, in the browser's zone. */
+function daysAgo(date, now = new Date()) {
+  const day = (d) => Date.parse(`${fmt().ymd.format(d)}T00:00:00Z`);
+  return Math.round((day(now) - day(date)) / 86400000);
+}
+
+/** The day separator: "Today", "Yesterday", "Monday", "Monday 3 November 2026" (the
+ * server's ``day`` filter writes the same, in its own zone). */
 export function dayLabel(date) {
-  const parts = Object.fromEntries(fmt().day.formatToParts(date).map((p) => [p.type, p.value]));
-  return `${parts.weekday} ${parts.day} ${parts.month} ${parts.year}`;
+  const days = daysAgo(date);
+  if (days <= 0) return 'Today';
+  if (days === 1) return 'Yesterday';
+  if (days < 7) return fmt().weekday.format(date);
+  return `${fmt().weekday.format(date)} ${fmt().long.format(date)}`;
+}
+
+/** "07:02", "Yesterday 18:10", "Monday 09:15", "3 Nov 09:15" (the server's ``when``);
+ * without the time for older days when ``withTime`` is false (the chat list). */
+export function whenLabel(date, withTime = true) {
+  const days = daysAgo(date);
+  if (days <= 0) return hhmm(date);
+  let day;
+  if (days === 1) day = 'Yesterday';
+  else if (days < 7) day = fmt().weekday.format(date);
+  else if (fmt().ymd.format(date).slice(0, 4) === fmt().ymd.format(new Date()).slice(0, 4)) day = fmt().short.format(date);
+  else day = fmt().shortYear.format(date);
+  return withTime ? `${day} ${hhmm(date)}` : day;
+}
+
+/** Rewrite the server's times in the browser's zone: ``<time datetime>`` elements, in the
+ * format their ``data-fmt`` names ("when", "list"; plain "14:05" otherwise). */
+export function localiseTimes(root) {
+  for (const el of root.querySelectorAll('time[datetime]')) {
+    const date = new Date(el.getAttribute('datetime'));
+    if (Number.isNaN(date.getTime())) continue;
+    const kind = el.dataset.fmt;
+    el.textContent = kind === 'when' ? whenLabel(date) : kind === 'list' ? whenLabel(date, false) : hhmm(date);
+  }
 }
 
 /** "today at 14:05", "yesterday at 09:10", "3 Nov at 18:00". */
 export function lastSeenLabel(date) {
-  const today = dayLabel(new Date());
-  const yesterday = dayLabel(new Date(Date.now() - 86400000));
-  const day = dayLabel(date);
-  const when = day === today ? 'today' : day === yesterday ? 'yesterday' : fmt().short.format(date);
+  const days = daysAgo(date);
+  const when = days <= 0 ? 'today' : days === 1 ? 'yesterday' : fmt().short.format(date);
   return `last seen ${when} at ${hhmm(date)}`;
 }
 

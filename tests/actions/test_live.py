@@ -29,7 +29,7 @@ def round_trip(event: Event) -> Event:
 # Typing
 
 
-async def test_typing_goes_to_the_other_members_not_back_to_the_socket(svc: Services, staff: dict[str, Staff], group: int, events: list[Event]) -> None:
+async def test_typing_goes_to_the_other_members_not_back_to_the_socket(svc: Services, staff: dict[str, Staff], group: int, events: list[Event], clock: FrozenClock) -> None:
     events.clear()
     await live.do_typing(svc, actor_for(staff["bob"]), group, True, "socket-1")
     [event] = events
@@ -38,6 +38,9 @@ async def test_typing_goes_to_the_other_members_not_back_to_the_socket(svc: Serv
     assert event.except_socket == "socket-1"
     assert event.data == {"type": "typing", "conversation_id": group, "user_id": staff["bob"].id, "name": "Bob", "typing": True, "ttl": 6}
     assert round_trip(event) == event
+    await live.do_typing(svc, actor_for(staff["bob"]), group, False, "socket-1")
+    assert len(events) == 1  # within 2 s of the start: throttled
+    clock.advance(2)
     await live.do_typing(svc, actor_for(staff["bob"]), group, False, "socket-1")
     assert events[-1].data["typing"] is False
 

@@ -90,7 +90,8 @@ async def test_create_staff_gives_an_invite_link(app: Quart, login_as: Any, svc:
     carol = Client(app)
     r = await carol.submit(path, {"password": NEW_PASSWORD, "password2": NEW_PASSWORD}, page=path)
     assert r.status_code == 303
-    assert (await carol.submit("/login", {"username": "carol.jones", "password": NEW_PASSWORD}, page="/login")).status_code == 303
+    assert (await carol.get("/chats")).status_code == 200  # signed in by the link
+    assert (await Client(app).submit("/login", {"username": "carol.jones", "password": NEW_PASSWORD}, page="/login")).status_code == 303
 
 
 async def test_invite_link_uses_public_url(app: Quart, login_as: Any) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.actions.accounts import do_issue_setup_link
 from app.lib.clock import FrozenClock
+from app.lib.timefmt import display_zone, when_label
 from app.services import Services
 from app.store.models import AuditEntry
 from app.store.staff import user_row_by_username
@@ -555,3 +556,29 @@ async def test_login_rate_limit_follows_the_configuration(app: Quart) -> None:
         r = await c.raw.post("/login", form={"csrf_token": token, "username": "ghost", "password": "x" * 12}, scheme="https", scope_base=here)
         statuses.append(r.status_code)
     assert statuses == [400, 400, 400, 429]
+
+
+async def test_my_sessions_names_devices_and_places(app: Quart, make_user: Any, clock: FrozenClock) -> None:
+    """"Chrome on Android, 10.0.0.12, since Yesterday 23:50", not a raw User-Agent string."""
+    await make_user("alice")
+    zone = display_zone(app.config["DISPLAY_TIMEZONE"])
+    local = clock.now().astimezone(zone)
+    # Just before local midnight: the phone logs in; twenty minutes later, the next day, the laptop.
+    clock.advance((local.replace(hour=23, minute=50) - local).total_seconds())
+    phone_since = clock.now()
+    android = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36"
+    phone = Client(app)
+    token = await phone.csrf("/login")
+    r = await phone.raw.post(
+        "/login", scheme="https", form={"username": "alice", "password": PASSWORD, "csrf_token": token},
+        headers={"User-Agent": android}, scope_base={"client": ("10.0.0.12", 50000)},
+    )
+    assert r.status_code == 303
+    clock.advance(20 * 60)
+    laptop = Client(app)
+    assert (await laptop.login("alice")).status_code == 303
+    html = await (await laptop.get("/account/sessions")).get_data(as_text=True)
+    text = " ".join(re.sub(r"<[^>]+>", "", html).split())
+    assert "Mozilla/5.0" not in text  # the raw string only in a tooltip
+    assert when_label(phone_since, clock.now(), zone) == "Yesterday 23:50"
+    assert "Chrome on Android, 10.0.0.12, since Yesterday 23:50" in text

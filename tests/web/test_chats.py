@@ -338,7 +338,11 @@ async def test_day_separators(login_as: Any, svc: Services, clock: Any) -> None:
     clock.advance(60)
     html = await page_html(bob, f"/chats/{conv}")
     days = re.findall(r'<li class="day"><span>(.*?)</span>', html)  # no role: an <ol> holds list items only (axe)
-    assert days == ["Monday 05 January 2026", "Tuesday 06 January 2026"]
+    assert days == ["Yesterday", "Today"]
+    clock.advance(7 * 24 * 3600)  # a week on, the days are named in full
+    bob = await login_as("bob")
+    html = await page_html(bob, f"/chats/{conv}")
+    assert re.findall(r'<li class="day"><span>(.*?)</span>', html) == ["Monday 5 January 2026", "Tuesday 6 January 2026"]
 
 
 # --- text ---------------------------------------------------------------------------------
