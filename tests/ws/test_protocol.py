@@ -101,7 +101,7 @@ async def test_bad_client_msg_id(people: People, svc: Services, client_msg_id: s
         await ack_of(a, send(people.ab))  # still usable
 
 
-@pytest.mark.parametrize("body", ["", "   \n\t ", "x" * 4001, "a\x00b", "a\x07b", "a\x7fb", "a\ud800b"])
+@pytest.mark.parametrize("body", ["", "   \n\t ", "x" * 4001, "a\x00b", "a\x07b", "a\x7fb", "a\ud800b", "\u200b\u2800\u3164", "\u0301\ufe0f\u202e\u2066"])
 async def test_bad_body(people: People, svc: Services, body: str) -> None:
     async with ws_open(people.alice) as a:
         frame = send(people.ab, body)
