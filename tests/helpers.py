@@ -26,6 +26,32 @@ PUBLIC_RULES = {
 }
 PUBLIC_PREFIXES = ("/static/",)
 
+# Every id argument from outside (query string, form field, URL path, ?after=) is walked with
+# this one table: (label, the value percent-encoded as it travels). None is an id; each
+# answers a clear 4xx (or the documented "ignored"), never a 500. "" is left out: an empty
+# optional argument means "absent".
+BAD_IDS: list[tuple[str, str]] = [
+    ("superscript-two", "%C2%B2"),  # "²".isdigit() is True, int("²") raises
+    ("superscript-one", "%C2%B9"),
+    ("arabic-indic-three", "%D9%A3"),  # int("٣") == 3
+    ("arabic-indic-one", "%D9%A1"),
+    ("fullwidth-one", "%EF%BC%91"),
+    ("minus-one", "-1"),
+    ("plus-one", "%2B1"),
+    ("exponent", "1e3"),
+    ("leading-space", "%201"),
+    ("trailing-newline", "1%0A"),
+    ("hex", "0x1"),
+    ("underscore", "1_0"),
+    ("decimal", "1.5"),
+    ("twenty-digits", "9" * 20),
+    ("max-plus-one", str(2**63)),
+    ("five-thousand-digits", "9" * 5000),  # int() refuses over 4300 digits
+    ("lone-surrogate", "%ED%A0%80"),  # "\ud800" as UTF-8 would spell it
+    ("nul", "%00"),
+    ("word", "abc"),
+]
+
 
 def http_rules() -> list[tuple[str, str]]:
     """Every (rule, method) of the HTTP URL map, read from a throwaway app at collection time.

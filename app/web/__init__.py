@@ -10,10 +10,11 @@ from typing import Any, cast
 from quart import Quart, request
 from quart_auth import QuartAuth
 from quart_rate_limiter import QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, RateLimit, RateLimiter
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, ValidationError
 
 from app.lib.clock import as_utc
 from app.lib.devices import describe_device
+from app.lib.ids import IdError, parse_id
 from app.lib.text import preview, render_body
 from app.lib.timefmt import day_label, display_zone, when_label
 from app.web.context import client_ip, current_actor, svc
@@ -25,12 +26,19 @@ async def _rate_key() -> str:
 
 
 class IdConverter(IntegerConverter):
-    """``<int:...>`` for database ids: beyond 64 bits a number names nothing (404), where
-    passing it on would overflow the database driver (500)."""
+    """``<int:...>`` for database ids, parsed by ``app.lib.ids`` like every other id.
 
-    def __init__(self, map: object, *args: object, **kwargs: object) -> None:
-        kwargs.setdefault("max", 2**63 - 1)
-        super().__init__(map, *args, **kwargs)  # type: ignore[arg-type]
+    ASCII digits only (werkzeug's ``\\d+`` also takes "٣"), and beyond 64 bits a number
+    names nothing (404), where passing it on would overflow the database driver (500).
+    """
+
+    regex = "[0-9]+"
+
+    def to_python(self, value: str) -> int:
+        try:
+            return parse_id(value, minimum=0)
+        except IdError:
+            raise ValidationError() from None
 
 
 def _limit_login(app: Quart) -> None:

@@ -11,7 +11,7 @@ from werkzeug.exceptions import NotFound
 from app.actions import accounts
 from app.actions.accounts import StaffFields
 from app.actions.errors import ActionError
-from app.web.context import actor, admin_required, svc
+from app.web.context import actor, admin_required, id_arg, svc
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -132,7 +132,7 @@ async def audit() -> str:
     action = request.args.get("action", "")
     if action not in AUDIT_ACTIONS:
         action = ""
-    before = request.args.get("before", "")
+    before = id_arg("before", request.args.get("before"))
     since, until = _date_arg("since"), _date_arg("until")
     if until is not None:
         from datetime import timedelta
@@ -140,6 +140,6 @@ async def audit() -> str:
         until += timedelta(days=1)
     rows = await accounts.audit_entries(
         svc(), actor(), action=action or None, username=request.args.get("user", "")[:64] or None,
-        since=since, until=until, before_id=int(before) if before.isdigit() and len(before) < 19 else None,
+        since=since, until=until, before_id=before,
     )
     return await render_template("admin/audit.html", rows=rows, actions=AUDIT_ACTIONS, args=request.args)

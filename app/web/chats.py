@@ -11,18 +11,13 @@ from app.actions.errors import ActionError, NotFound
 from app.actions.frames import message_dict
 from app.lib.tokens import new_client_msg_id
 from app.store.records import ConversationSummary
-from app.web.context import actor, login_required, svc
+from app.web.context import actor, id_arg, login_required, svc
 
 bp = Blueprint("chats", __name__)
 
 
 def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise BadRequest(f"{name} must be a positive whole number.")
-    return int(raw)
+    return id_arg(name, request.args.get(name))
 
 
 @bp.get("/chats")
@@ -136,8 +131,7 @@ async def send_message(conversation_id: int) -> ResponseReturnValue:
     form = await request.form
     body = form.get("body", "")
     client_msg_id = form.get("client_msg_id", "")[:64]
-    raw_reply = form.get("reply_to", "")
-    reply_to = int(raw_reply) if raw_reply.isdigit() and len(raw_reply) < 19 else None
+    reply_to = id_arg("reply_to", form.get("reply_to"))
     try:
         await chats.do_send_message(svc(), actor(), conversation_id, body, client_msg_id, reply_to)
     except ActionError as exc:

@@ -7,9 +7,10 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast
 
 from quart import current_app, g, has_request_context, redirect, request, url_for, websocket
-from werkzeug.exceptions import Forbidden
+from werkzeug.exceptions import BadRequest, Forbidden
 
 from app.actions import Actor
+from app.lib.ids import IdError, parse_id
 from app.services import Services
 
 P = ParamSpec("P")
@@ -18,6 +19,19 @@ T = TypeVar("T")
 
 def svc() -> Services:
     return cast(Services, current_app.extensions["medchat"])
+
+
+def id_arg(name: str, raw: str | None) -> int | None:
+    """An optional id from a query string or a form field: absent or empty is None.
+
+    Anything but plain ASCII digits naming a possible id is a 400 (``app.lib.ids``).
+    """
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_id(raw)
+    except IdError:
+        raise BadRequest(f"{name} must be a positive whole number.") from None
 
 
 def client_ip() -> str:

@@ -27,6 +27,7 @@ from app.actions.errors import ActionError
 from app.actions.frames import message_dict
 from app.actions.live import announce_presence, contacts, do_typing, last_seen, missed_messages
 from app.lib.errors import Unavailable
+from app.lib.ids import parse_position
 from app.lib.ratelimit import TokenBuckets
 from app.services import Services
 from app.ws.deflate import disable_permessage_deflate
@@ -34,7 +35,6 @@ from app.ws.protocol import (
     CLOSE_HEARTBEAT,
     CLOSE_SESSION_ENDED,
     CLOSE_TOO_BIG,
-    MAX_ID,
     FrameError,
     Pong,
     Send,
@@ -163,7 +163,7 @@ class _Session:
 
     async def run(self) -> None:
         conn, hub = self.conn, self.svc.hub
-        after = _after_arg(websocket.args.get("after", ""))
+        after = parse_position(websocket.args.get("after", ""))
         conn.resuming = after is not None
         first = hub.add(conn)
         # The resume runs in the receive task: closing the socket (slow consumer, heartbeat,
@@ -358,14 +358,6 @@ class _Session:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _after_arg(raw: str) -> int | None:
-    """``?after=N``: a plain decimal number (larger than any id: the largest id); else None."""
-    if not (raw.isascii() and raw.isdigit()):
-        return None  # int() would take "\u0663" and choke on "\u00b2"
-    digits = raw.lstrip("0") or "0"
-    return MAX_ID if len(digits) > 19 else min(int(digits), MAX_ID)
 
 
 def _message_id(frame: str) -> int | None:

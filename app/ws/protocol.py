@@ -6,9 +6,11 @@ Every frame type and close code is documented in docs/protocol.md.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
+from app.lib.ids import MAX_ID as MAX_ID
 from app.realtime.hub import CLOSE_SESSION_ENDED as CLOSE_SESSION_ENDED
 from app.realtime.hub import CLOSE_SLOW_CONSUMER as CLOSE_SLOW_CONSUMER
 
@@ -18,7 +20,9 @@ CLOSE_TOO_BIG = 1009
 CLOSE_HEARTBEAT = 4000
 CLOSE_RESYNC = 4409
 
-MAX_ID = 2**63 - 1
+# JSON may spell a lone surrogate ("\ud800"): Python then holds a string UTF-8 cannot encode,
+# and echoing it (an error frame's ref) would fail the send and close the socket with 1011.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class FrameError(ValueError):
@@ -86,9 +90,14 @@ def parse_frame(raw: str | bytes) -> ClientFrame:
         raise FrameError("bad_frame", "A frame is a JSON object with a type.")
     kind = obj.get("type")
     if kind == "send":
-        ref = obj.get("client_msg_id") if isinstance(obj.get("client_msg_id"), str) else None
+        # client_msg_id is echoed as the ref of any error about this frame (the body is
+        # not: the action refuses one with a lone surrogate), so it must be clean text.
+        client_msg_id = obj.get("client_msg_id")
+        if isinstance(client_msg_id, str) and _SURROGATE.search(client_msg_id):
+            raise FrameError("bad_client_msg_id", "client_msg_id must be a UUID string.")
+        ref = client_msg_id if isinstance(client_msg_id, str) else None
         try:
-            if not isinstance(obj.get("client_msg_id"), str):
+            if not isinstance(client_msg_id, str):
                 raise FrameError("bad_field", "client_msg_id must be a UUID string.")
             if not isinstance(obj.get("body"), str):
                 raise FrameError("bad_field", "body must be a string.")
@@ -119,12 +128,20 @@ def parse_frame(raw: str | bytes) -> ClientFrame:
 
 
 def dumps(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    """Return a frame as JSON text that is always valid UTF-8 to send.
+
+    A lone surrogate (none should get this far: text is checked where it comes in) is
+    written as a ``\\uXXXX`` escape instead of failing the send.
+    """
+    text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii() and _SURROGATE.search(text):
+        text = json.dumps(frame, separators=(",", ":"))
+    return text
 
 
 def error_frame(code: str, message: str, ref: str | None = None, **extra: Any) -> str:
     frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
-    if ref is not None:
+    if ref is not None and not _SURROGATE.search(ref):
         frame["ref"] = ref
     frame.update(extra)
     return dumps(frame)

@@ -88,8 +88,12 @@ export class ChatList {
       const a = li.querySelector('a');
       a.dataset.title = f.conversation.title;
       const title = li.querySelector('.chat-title');
-      for (const node of [...title.childNodes]) if (node.nodeType === Node.TEXT_NODE) node.remove();
-      title.append(f.conversation.title);
+      const text = title.querySelector('bdi');
+      if (text) text.textContent = f.conversation.title;
+      else {
+        for (const node of [...title.childNodes]) if (node.nodeType === Node.TEXT_NODE) node.remove();
+        title.append(h('bdi', { dir: 'auto' }, f.conversation.title));
+      }
       return;
     }
     if (!li && (f.event === 'created' || f.event === 'member_added')) this.refresh();

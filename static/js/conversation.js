@@ -253,7 +253,7 @@ export class Conversation {
       this.textarea.focus();
     });
     const bar = h('div', { class: 'replying', id: 'reply-bar' },
-      'Replying to ', h('strong', {}, this.reply.sender_name), ': ', this.reply.preview, ' ', cancel);
+      'Replying to ', h('strong', { dir: 'auto' }, this.reply.sender_name), ': ', h('span', { dir: 'auto' }, this.reply.preview), ' ', cancel);
     const label = this.form.querySelector('label[for="body"]') || this.textarea;
     this.form.insertBefore(bar, this.form.querySelector('#compose-error') || label);
   }
@@ -263,27 +263,28 @@ export class Conversation {
   renderPending(entry) {
     const li = h('li', { class: 'msg mine pending', dataset: { clientId: entry.client_msg_id, sender: this.myName } });
     if (entry.reply) li.append(this.quote(entry.reply.id, entry.reply.sender_name, entry.reply.preview));
-    li.append(h('div', { class: 'body' }, bodyNodes(entry.body)));
+    li.append(h('div', { class: 'body', dir: 'auto' }, bodyNodes(entry.body)));
     const when = new Date(entry.created_at);
     li.append(h('div', { class: 'meta' }, h('time', { datetime: when.toISOString() }, hhmm(when)), ticksElement(tickState(0))));
     return li;
   }
 
   quote(id, senderName, text) {
-    return h('a', { class: 'quote', href: `#m${id}` }, h('span', { class: 'sender' }, senderName || ''), ' ', preview(text || '', 120));
+    return h('a', { class: 'quote', href: `#m${id}` },
+      h('span', { class: 'sender', dir: 'auto' }, senderName || ''), ' ', h('span', { class: 'quote-text', dir: 'auto' }, preview(text || '', 120)));
   }
 
   renderMessage(m) {
     const when = new Date(m.created_at);
     const time = h('time', { datetime: when.toISOString() }, hhmm(when));
     if (m.kind === 'system') {
-      return h('li', { class: 'msg system', id: `m${m.id}` }, h('span', {}, m.body), ' ', time);
+      return h('li', { class: 'msg system', id: `m${m.id}` }, h('span', { dir: 'auto' }, m.body), ' ', time);
     }
     const mine = m.sender_id === this.me;
     const li = h('li', { class: `msg ${mine ? 'mine' : 'theirs'}`, id: `m${m.id}`, dataset: { id: String(m.id), sender: m.sender_name || '' } });
-    if (this.kind === 'group' && !mine) li.append(h('span', { class: 'sender' }, m.sender_name || ''));
+    if (this.kind === 'group' && !mine) li.append(h('span', { class: 'sender', dir: 'auto' }, m.sender_name || ''));
     if (m.reply_to) li.append(this.quote(m.reply_to.id, m.reply_to.sender_name, m.reply_to.preview));
-    li.append(h('div', { class: 'body' }, bodyNodes(m.body)));
+    li.append(h('div', { class: 'body', dir: 'auto' }, bodyNodes(m.body)));
     li.append(h('div', { class: 'meta' }, time, mine ? ticksElement(tickState(m.id, this.others, this.kind)) : null, this.replyLink(m.id)));
     return li;
   }
@@ -422,17 +423,19 @@ export class Conversation {
 
   renderStatus() {
     if (!this.statusLine) return;
-    let text = '';
+    let parts = [];
     const names = [...this.typers.values()].map((t) => t.name);
-    if (names.length === 1) text = `${names[0]} is typing\u2026`;
-    else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing\u2026`;
-    else if (names.length > 2) text = `${names.length} people are typing\u2026`;
+    // Names are isolated (<bdi>): a right-to-left name keeps the sentence in order.
+    if (names.length === 1) parts = [h('bdi', {}, names[0]), ' is typing\u2026'];
+    else if (names.length === 2) parts = [h('bdi', {}, names[0]), ' and ', h('bdi', {}, names[1]), ' are typing\u2026'];
+    else if (names.length > 2) parts = [`${names.length} people are typing\u2026`];
     else if (this.presence) {
-      if (this.presence.online) text = 'online';
-      else if (this.presence.last_seen) text = lastSeenLabel(new Date(this.presence.last_seen));
+      if (this.presence.online) parts = ['online'];
+      else if (this.presence.last_seen) parts = [lastSeenLabel(new Date(this.presence.last_seen))];
     }
     this.statusLine.classList.toggle('typing', names.length > 0);
-    if (this.statusLine.textContent !== text) this.statusLine.textContent = text;
+    const text = parts.map((part) => (typeof part === 'string' ? part : part.textContent)).join('');
+    if (this.statusLine.textContent !== text) this.statusLine.replaceChildren(...parts);
   }
 
   onConversation(f) {

@@ -1,6 +1,7 @@
 // Small DOM and formatting helpers. User text only ever becomes text nodes (never innerHTML),
 // and nothing here sets a style attribute (the CSP allows no inline style): classes and
-// the hidden attribute do the work.
+// the hidden attribute do the work. An element holding user text gets dir="auto" (isolated:
+// Arabic and Hebrew read right, and a bidi control inside cannot reorder the page around it).
 
 /** Build an element: h('a', {class: 'x', href: '/y'}, 'text', otherNode). Strings become text nodes. */
 export function h(tag, props = {}, ...children) {
@@ -22,6 +23,17 @@ export function h(tag, props = {}, ...children) {
 const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+/gi;
 const TRAILING = /[.,;:!?)\]}'"]+$/;
 
+const FORMAT_CHARS = /\p{Cf}/gu;
+
+/**
+ * Text with every format character (Unicode Cf: bidi overrides and isolates, zero-width
+ * characters) written out as "[U+202E]", as app/lib/text.py does for link text: a
+ * right-to-left override would make "http://evil.example/\u202egnp.exe" read as "...exe.png".
+ */
+export function visibleControls(text) {
+  return text.replace(FORMAT_CHARS, (ch) => `[U+${ch.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}]`);
+}
+
 /** A message body as nodes: text, <br> for line breaks, and safe links for http(s) URLs. */
 export function bodyNodes(text) {
   const frag = document.createDocumentFragment();
@@ -32,7 +44,7 @@ export function bodyNodes(text) {
       const url = match[0].replace(TRAILING, '');
       if (!url) continue;
       frag.append(line.slice(last, match.index));
-      frag.append(h('a', { href: url, rel: 'noopener noreferrer nofollow', target: '_blank' }, url));
+      frag.append(h('a', { href: url, rel: 'noopener noreferrer nofollow', target: '_blank', dir: 'ltr' }, visibleControls(url)));
       last = match.index + url.length;
     }
     frag.append(line.slice(last));

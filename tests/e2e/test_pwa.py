@@ -311,6 +311,77 @@ async def test_chat_list_and_title_update_live(server: ServerProcess, browser: A
         await dan.context.close()
 
 
+# --- right-to-left text and bidi controls ------------------------------------------------------
+
+RTL_NAME = "\u05d3\u05e0\u05d4 \u05dc\u05d5\u05d9"  # Dana Levi, in Hebrew
+RTL_TITLE = "\u062c\u0646\u0627\u062d 7"  # Ward 7, in Arabic
+HEBREW = "\u05d4\u05de\u05d8\u05d5\u05e4\u05dc \u05d1\u05de\u05d9\u05d8\u05d4 4"  # the patient in bed 4
+SPOOF = "http://evil.example/\u202egnp.exe"  # reads "...exe.png" if the override is obeyed
+
+# For every message body, sender name and title on the page: its dir attribute, the direction
+# the browser gave it, its text; and every link's text in the bodies.
+READ_TEXT = """() => ({
+  bodies: [...document.querySelectorAll('#messages li.msg:not(.system) .body')].map(
+    (el) => ({ dir: el.getAttribute('dir'), direction: getComputedStyle(el).direction, text: el.textContent })),
+  senders: [...document.querySelectorAll('#messages .sender')].map((el) => ({ dir: el.getAttribute('dir'), text: el.textContent })),
+  links: [...document.querySelectorAll('#messages .body a')].map((a) => ({ dir: a.getAttribute('dir'), text: a.textContent })),
+  title: { dir: document.querySelector('#conv-title').getAttribute('dir'), text: document.querySelector('#conv-title').textContent },
+  listTitle: document.querySelector('#chat-list li.current .chat-title [dir=auto]')?.textContent,
+})"""
+
+
+def check_rtl_page(seen: dict[str, Any], who: str) -> None:
+    bodies = seen["bodies"][-2:]
+    assert [b["dir"] for b in bodies] == ["auto", "auto"], (who, seen)
+    assert bodies[0]["text"] == HEBREW and bodies[0]["direction"] == "rtl", (who, bodies)  # intact, right to left
+    assert bodies[1]["direction"] == "ltr", (who, bodies)
+    link = seen["links"][-1]
+    assert "\u202e" not in link["text"] and link["text"] == "http://evil.example/[U+202E]gnp.exe", (who, link)
+    assert link["dir"] == "ltr"
+    assert seen["title"] == {"dir": "auto", "text": RTL_TITLE}, who
+    assert seen["listTitle"] == RTL_TITLE, who
+
+
+@pytest.mark.parametrize("js", [True, False], ids=["js", "nojs"])
+async def test_rtl_text_is_isolated_and_a_link_cannot_be_reversed(server: ServerProcess, browser: Any, js: bool) -> None:
+    """Hebrew and Arabic read right to left in their own isolated elements; a right-to-left
+    override in a URL shows as [U+202E] in the link text, with JavaScript on and off."""
+    user = {"username": f"dana.rtl.{'js' if js else 'nojs'}", "display_name": RTL_NAME}
+    server.create_user(user["username"], PASSWORD, display_name=RTL_NAME)
+    alice = await Tab.open(browser, server, "alice")
+    dana = await Tab.open(browser, server, "dana", js=js)
+    try:
+        await alice.login(ALICE)
+        await dana.login(user)
+        group = await create_group(alice, RTL_TITLE, [user])
+        await alice.live()
+        await dana.goto(group)
+        if js:
+            await dana.live()
+            await dana.send(HEBREW)
+            await dana.send(SPOOF)
+            await expect_text(alice.page.locator("#messages li.msg .body").last, re.compile(r"gnp\.exe$"))  # drawn live by the script
+            await expect_text(dana.page.locator("#messages li.msg .body").last, re.compile(r"gnp\.exe$"))
+            check_rtl_page(await dana.page.evaluate(READ_TEXT), "dana, own messages drawn by the script")
+        else:
+            for text in (HEBREW, SPOOF):
+                await dana.page.fill("#body", text)
+                async with dana.page.expect_navigation(url=re.compile(r"/chats/\d+#bottom$")):
+                    await dana.page.click("#compose button[type=submit]")
+            await expect_text(alice.page.locator("#messages li.msg .body").last, re.compile(r"gnp\.exe$"))  # the no-JS sender, live
+        live = await alice.page.evaluate(READ_TEXT)
+        check_rtl_page(live, "alice, live")
+        assert live["senders"][-2:] == [{"dir": "auto", "text": RTL_NAME}] * 2
+        await dana.goto(group)  # the page as the server draws it (with or without the script)
+        check_rtl_page(await dana.page.evaluate(READ_TEXT), "dana, page")
+        alice.assert_clean()
+        if js:
+            dana.assert_clean()
+    finally:
+        await alice.context.close()
+        await dana.context.close()
+
+
 # --- bad Wi-Fi -----------------------------------------------------------------------------
 
 

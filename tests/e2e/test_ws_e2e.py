@@ -169,6 +169,24 @@ async def test_oversized_frame_closes_with_1009(ws_server: ServerProcess, people
         await sock.close()
 
 
+async def test_a_lone_surrogate_gets_an_error_frame_not_1011(ws_server: ServerProcess, people: People) -> None:
+    """JSON "\\ud800" in client_msg_id: echoed as the error's ref it could not be encoded."""
+    conv = await _group(ws_server, people.alice, "surrogates", people.bob)
+    sock = await open_socket(ws_server, people.alice.cookie)
+    try:
+        await sock.expect_type("hello")
+        await sock.ws.send(json.dumps({"type": "send", "client_msg_id": "\ud800", "conversation_id": conv, "body": "x"}))
+        error = await sock.expect_type("error", code="bad_client_msg_id")
+        assert "ref" not in error
+        await sock.ws.send(json.dumps({"type": "send", "client_msg_id": new_id(), "conversation_id": conv, "body": "a\udfffb"}))
+        await sock.expect_type("error", code="bad_body")
+        cid = await sock.send_message(conv, "still open")
+        await _ack(sock, cid)
+        assert not sock.closed
+    finally:
+        await sock.close()
+
+
 # --- send, resume, idempotency -------------------------------------------------------------
 
 

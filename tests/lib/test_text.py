@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from markupsafe import Markup
 
-from app.lib.text import TextError, clean_body, clean_line, preview, render_body
+from app.lib.text import TextError, clean_body, clean_line, looks_blank, preview, render_body, visible_controls
 
 CLINICAL = "K+ < 3.5 & BP > 140 <script>alert(1)</script>"
 
@@ -50,7 +50,7 @@ def test_render_keeps_line_breaks() -> None:
 def test_render_links_urls_safely() -> None:
     html = str(render_body("see https://www.nhs.uk/conditions/sepsis/?a=1&b=<2> now"))
     # The href is the URL as typed, escaped once (an attribute value decodes back to it).
-    link = '<a href="https://www.nhs.uk/conditions/sepsis/?a=1&amp;b=&lt;2&gt;" rel="noopener noreferrer nofollow" target="_blank">'
+    link = '<a href="https://www.nhs.uk/conditions/sepsis/?a=1&amp;b=&lt;2&gt;" rel="noopener noreferrer nofollow" target="_blank" dir="ltr">'
     assert html == "see " + link + "https://www.nhs.uk/conditions/sepsis/?a=1&amp;b=&lt;2&gt;</a> now"
 
 
@@ -94,3 +94,101 @@ def test_only_http_links() -> None:
     html = str(render_body("javascript:alert(1) ftp://files.example.org/x"))
     assert "<a" not in html.split("ftp://")[0]
     assert 'href="javascript' not in html
+
+
+# --- text that draws nothing ----------------------------------------------------------------
+
+INVISIBLE = [
+    "\u200b",  # zero width space
+    "\ufeff",  # byte order mark
+    "\u2800",  # braille pattern blank
+    "\u3164",  # Hangul filler
+    "\u115f\u1160",  # Hangul choseong and jungseong fillers
+    "\uffa0",  # halfwidth Hangul filler
+    "\u2060",  # word joiner
+    "\u180e",  # Mongolian vowel separator
+    "\u0301\u0308",  # combining marks with nothing to sit on
+    "\ufe0f\ufe0e",  # variation selectors
+    "\U000e0100",  # a supplementary variation selector
+    "\u034f",  # combining grapheme joiner
+    "\u202e\u2066\u2069",  # bidi controls alone
+    "\u200d\u200c\u200e",  # joiners and a mark
+    "\U000e0041\U000e007f",  # tag characters
+    "\u3000\u00a0\u2007",  # ideographic, no-break and figure spaces
+    "\u200b \u2800\n\u3164\t\ufeff",  # a mixture, with ordinary white space
+]
+
+
+@pytest.mark.parametrize("raw", INVISIBLE, ids=lambda raw: " ".join(f"U+{ord(c):04X}" for c in raw))
+def test_invisible_only_text_is_refused_like_empty_text(raw: str) -> None:
+    assert looks_blank(raw)
+    with pytest.raises(TextError, match="Type a message first"):
+        clean_body(raw, 4000)
+    with pytest.raises(TextError, match="cannot be empty"):
+        clean_line(raw.replace("\n", "").replace("\t", ""), 100, "The group name")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ok\u200b",  # a visible letter with an invisible one: kept as typed
+        "\U0001f44d\ufe0f",  # thumbs up with its variation selector
+        "e\u0301",
+        "\u05e9\u05dc\u05d5\u05dd",  # Hebrew
+        "\u0645\u0631\u062d\u0628\u0627",  # Arabic
+        "\u3131",  # a Hangul letter that is not a filler
+        "\u2801",  # a braille pattern with a dot
+        ".",
+    ],
+)
+def test_visible_text_with_invisible_characters_is_kept(text: str) -> None:
+    assert not looks_blank(text)
+    assert clean_body(text, 4000) == text
+    assert clean_line(text, 100, "Name") == text.replace("e\u0301", "\u00e9")  # names are NFC
+
+
+def test_clean_line_refuses_unicode_line_breaks() -> None:
+    for bad in ("Ward\u20287", "Ward\u20297", "Ward\x0b7", "Ward\x0c7"):
+        with pytest.raises(TextError, match="one line"):
+            clean_line(bad, 100, "The group name")
+
+
+# --- bidirectional controls -------------------------------------------------------------------
+
+SPOOF = "http://evil.example/\u202egnp.exe"
+
+
+def test_bidi_controls_in_link_text_are_shown() -> None:
+    html = str(render_body(f"open {SPOOF} now"))
+    text = html.split(">", 1)[1].split("</a>")[0]
+    assert text == "http://evil.example/[U+202E]gnp.exe"  # reads as what it is, not "...exe.png"
+    assert "\u202e" not in text
+    assert 'dir="ltr"' in html.split(">", 1)[0]
+    assert html.endswith("</a> now")
+
+
+@pytest.mark.parametrize("control", ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f", "\u061c", "\u200b"])
+def test_every_format_character_in_link_text_is_visible(control: str) -> None:
+    html = str(render_body(f"https://pacs/study/{control}7"))
+    link_text = html.split(">", 1)[1].split("</a>")[0]
+    assert control not in link_text and f"[U+{ord(control):04X}]" in link_text
+
+
+def test_text_outside_links_is_kept_as_typed() -> None:
+    text = "\u202eabc\u202c and \u2067\u05e9\u05dc\u05d5\u05dd\u2069"
+    assert clean_body(text, 4000) == text  # stored as typed
+    assert str(render_body(text)) == text  # shown isolated by the page (dir="auto"), not rewritten
+
+
+def test_hebrew_and_arabic_render_intact() -> None:
+    hebrew = "\u05e9\u05dc\u05d5\u05dd, \u05de\u05d4 \u05e9\u05dc\u05d5\u05de\u05da?"
+    arabic = "\u0645\u0631\u062d\u0628\u0627 https://wiki.hospital.local/\u0635\u0641\u062d\u0629"
+    assert str(render_body(hebrew)) == hebrew
+    html = str(render_body(arabic))
+    assert html.startswith("\u0645\u0631\u062d\u0628\u0627 <a ")
+    assert ">https://wiki.hospital.local/\u0635\u0641\u062d\u0629</a>" in html  # letters are not controls
+
+
+def test_visible_controls() -> None:
+    assert visible_controls("a\u202eb\U000e0041c") == "a[U+202E]b[U+E0041]c"
+    assert visible_controls("plain \u05e9") == "plain \u05e9"

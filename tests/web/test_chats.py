@@ -65,18 +65,18 @@ async def page_html(client: Client, path: str) -> str:
 
 
 def bodies(html: str) -> list[str]:
-    return [htmllib.unescape(b) for b in re.findall(r'<div class="body">(.*?)</div>', html, re.S)]
+    return [htmllib.unescape(b) for b in re.findall(r'<div class="body" dir="auto">(.*?)</div>', html, re.S)]
 
 
 def system_lines(html: str) -> list[str]:
-    return [htmllib.unescape(b) for b in re.findall(r'<li class="msg system"[^>]*><span>(.*?)</span>', html, re.S)]
+    return [htmllib.unescape(b) for b in re.findall(r'<li class="msg system"[^>]*><span dir="auto">(.*?)</span>', html, re.S)]
 
 
 def chat_list(html: str) -> list[tuple[int, str, int]]:
     """(conversation id, preview, unread) for each row of the chat list, in order."""
     out = []
     for cid, item in re.findall(r'<li class="chat-item[^"]*" data-conversation-id="(\d+)">(.*?)</li>', html, re.S):
-        preview = re.search(r'<span class="chat-preview[^"]*">(.*?)</span>', item, re.S)
+        preview = re.search(r'<span class="chat-preview[^"]*"[^>]*>(.*?)</span>', item, re.S)
         unread = re.search(r'aria-label="(\d+) unread"', item)
         out.append((int(cid), htmllib.unescape(preview.group(1)).strip() if preview else "", int(unread.group(1)) if unread else 0))
     return out
@@ -241,7 +241,7 @@ async def test_group_lifecycle_with_system_lines(login_as: Any, svc: Services) -
         "Alice Ames removed Carol Cole",
         "Dave Dunn left",
     ]
-    assert '<span class="sender">Bob Brown</span>' in html  # sender names in groups
+    assert '<span class="sender" dir="auto">Bob Brown</span>' in html  # sender names in groups
     assert re.search(r"<h1[^>]*>Ward 7</h1>", html)
     # Those who left no longer see it.
     carol = await login_as("carol")
@@ -279,6 +279,11 @@ async def test_group_needs_a_title(login_as: Any) -> None:
     r = await alice.submit("/chats/group", {"title": "   ", "members": ["bob"]}, page="/chats/new-group")
     assert r.status_code == 400
     assert "group name" in error_text(await r.get_data(as_text=True))
+    r = await alice.submit("/chats/group", {"title": "\u3164\u200b\u2800", "members": ["bob"]}, page="/chats/new-group")
+    assert r.status_code == 400  # only invisible characters: no name at all
+    html = await r.get_data(as_text=True)
+    assert "group name cannot be empty" in error_text(html)
+    assert 'value="\u3164\u200b\u2800"' in html  # what was typed is kept
     r = await alice.submit("/chats/group", {"title": "Ward", "members": ["nobody"]}, page="/chats/new-group")
     assert r.status_code in (400, 404)
     assert chat_list(await page_html(alice, "/chats")) == []
@@ -364,6 +369,38 @@ async def test_text_is_stored_exactly_and_rendered_escaped(login_as: Any, svc: S
     assert "&lt;script&gt;" in listing and "<script>alert" not in listing
 
 
+HEBREW_NAME = "\u05d3\u05e0\u05d4 \u05dc\u05d5\u05d9"  # Dana Levi
+ARABIC_TITLE = "\u062c\u0646\u0627\u062d 7"  # Ward 7
+HEBREW = "\u05d4\u05de\u05d8\u05d5\u05e4\u05dc \u05d1\u05de\u05d9\u05d8\u05d4 4"
+SPOOF = "http://evil.example/\u202egnp.exe"
+
+
+async def test_user_text_is_isolated_and_links_show_bidi_controls(login_as: Any, svc: Services) -> None:
+    """Bodies, names and titles carry dir="auto"; a link's text cannot be reordered."""
+    alice = await login_as("alice")
+    await login_as("dana", display_name=HEBREW_NAME)
+    conv = await create_group(alice, ARABIC_TITLE + " \u202e", ["dana"])
+    dana = await login_as("dana")
+    await send(dana, conv, HEBREW)
+    await send(dana, conv, SPOOF)
+    assert [m.body for m in await all_messages(svc, conv) if m.kind == "text"] == [HEBREW, SPOOF]  # as typed
+    html = await page_html(alice, f"/chats/{conv}")
+    assert f'<h1 id="conv-title" dir="auto">{ARABIC_TITLE} \u202e</h1>' in html
+    assert html.count(f'<span class="sender" dir="auto">{HEBREW_NAME}</span>') == 2
+    assert bodies(html)[-2] == HEBREW  # Hebrew intact
+    link = re.findall(r"<a [^>]*>(.*?)</a>", re.findall(r'<div class="body" dir="auto">(.*?)</div>', html, re.S)[-1])
+    assert link == ["http://evil.example/[U+202E]gnp.exe"]
+    # Every element that holds a title, a name or a preview is isolated the same way.
+    assert f'<bdi dir="auto">{ARABIC_TITLE} \u202e</bdi>' in html  # the chat list beside it
+    assert re.search(r'<span class="chat-preview" dir="auto">', html)
+    assert '<span class="whoami" dir="auto">Alice</span>' in html
+    info = await page_html(alice, f"/chats/{conv}/info")
+    assert f'<h1 dir="auto">{ARABIC_TITLE} \u202e</h1>' in info
+    assert f'<strong dir="auto">{HEBREW_NAME}</strong>' in info
+    directory = await page_html(alice, "/directory")
+    assert f'<strong dir="auto">{HEBREW_NAME}</strong>' in directory
+
+
 async def test_links_and_line_breaks(login_as: Any, svc: Services) -> None:
     alice = await login_as("alice")
     await login_as("bob")
@@ -371,7 +408,7 @@ async def test_links_and_line_breaks(login_as: Any, svc: Services) -> None:
     await send(alice, conv, "Protocol:\r\nhttps://intranet.nhs.uk/sepsis?a=1&b=2\nthanks")
     assert (await all_messages(svc, conv))[0].body == "Protocol:\nhttps://intranet.nhs.uk/sepsis?a=1&b=2\nthanks"
     html = await page_html(alice, f"/chats/{conv}")
-    body = re.search(r'<div class="body">(.*?)</div>', html, re.S).group(1)  # type: ignore[union-attr]
+    body = re.search(r'<div class="body" dir="auto">(.*?)</div>', html, re.S).group(1)  # type: ignore[union-attr]
     assert body.count("<br>") == 2
     anchor = re.search(r"<a [^>]*>", body).group(0)  # type: ignore[union-attr]
     assert 'href="https://intranet.nhs.uk/sepsis?a=1&amp;b=2"' in anchor
@@ -384,7 +421,7 @@ async def test_javascript_urls_are_not_linked(login_as: Any) -> None:
     conv = await open_direct(alice, "bob")
     await send(alice, conv, 'javascript:alert(1) <a href="javascript:alert(2)">x</a>')
     html = await page_html(alice, f"/chats/{conv}")
-    body = re.search(r'<div class="body">(.*?)</div>', html, re.S).group(1)  # type: ignore[union-attr]
+    body = re.search(r'<div class="body" dir="auto">(.*?)</div>', html, re.S).group(1)  # type: ignore[union-attr]
     assert "<a " not in body
 
 
@@ -396,8 +433,10 @@ async def test_javascript_urls_are_not_linked(login_as: Any) -> None:
         ("x" * 4001, "at most 4000 characters"),
         ("null \x00 byte", "control characters"),
         ("bell \x07", "control characters"),
+        ("\u200b\u2800\u3164", "Type a message first."),
+        ("\u0301\ufe0f\u202e", "Type a message first."),
     ],
-    ids=["empty", "whitespace", "4001-chars", "nul", "bell"],
+    ids=["empty", "whitespace", "4001-chars", "nul", "bell", "invisible-letters", "marks-and-controls"],
 )
 async def test_bad_message_shows_the_form_again(login_as: Any, svc: Services, typed: str, message: str) -> None:
     alice = await login_as("alice")

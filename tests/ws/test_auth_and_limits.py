@@ -8,6 +8,7 @@ import pytest
 from quart import Quart
 
 from app.lib.clock import FrozenClock
+from tests.helpers import BAD_IDS
 from tests.support import Client
 from tests.ws.conftest import People
 from tests.ws.wsclient import OWN_ORIGIN, refused, ws_open
@@ -141,6 +142,19 @@ async def test_a_malformed_after_is_ignored(people: People, query: str) -> None:
         await sock.send({"type": "sync", "after_id": 0})
         page = await sock.only("sync")
         assert page["done"] is True
+
+
+async def test_every_bad_id_as_after_is_ignored_or_means_the_end(people: People) -> None:
+    """The shared table of bad ids (tests/helpers.py): plain digits beyond every id mean
+    "nothing missed"; anything else is ignored. Never a 500 at the handshake, never a 1011."""
+    for label, encoded in BAD_IDS:
+        async with ws_open(people.alice, "?after=" + encoded) as sock:  # hello came
+            if encoded.isascii() and encoded.isdigit():  # the test's own check: 20+ ASCII digits
+                page = await sock.expect("sync")
+                assert page["messages"] == [] and page["done"] is True, label
+            else:
+                await sock.only("presence_snapshot")
+                assert [f["type"] for f in await sock.quiet()] == [], label
 
 
 @pytest.mark.parametrize("after", ["99999999999999999999999", "9" * 5000, "9223372036854775807"])

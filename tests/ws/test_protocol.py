@@ -101,7 +101,7 @@ async def test_bad_client_msg_id(people: People, svc: Services, client_msg_id: s
         await ack_of(a, send(people.ab))  # still usable
 
 
-@pytest.mark.parametrize("body", ["", "   \n\t ", "x" * 4001, "a\x00b", "a\x07b", "a\x7fb", "a\ud800b"])
+@pytest.mark.parametrize("body", ["", "   \n\t ", "x" * 4001, "a\x00b", "a\x07b", "a\x7fb", "a\ud800b", "\u200b\u2800\u3164", "\u0301\ufe0f\u202e\u2066"])
 async def test_bad_body(people: People, svc: Services, body: str) -> None:
     async with ws_open(people.alice) as a:
         frame = send(people.ab, body)
@@ -281,3 +281,66 @@ async def test_a_message_sent_by_the_form_reaches_open_sockets(people: People, s
         again = await ack_of(a, send(people.ab, CLINICAL, cid))
         assert again["duplicate"] is True
         assert len(await all_messages(svc, people.ab)) == 1
+
+
+# --- lone surrogates ------------------------------------------------------------------------
+# JSON can spell a lone surrogate ("\ud800"); UTF-8 cannot. Echoed back (an error's ref), it
+# made the send fail and closed the socket with 1011. Every string field of every frame type:
+# (frame, the error code it gets, or None when the frame is fine as it is).
+
+LONE = "\ud800"
+SURROGATE_FRAMES: list[tuple[dict[str, Any], str | None]] = [
+    ({"type": "send", "client_msg_id": LONE, "conversation_id": 1, "body": "x"}, "bad_client_msg_id"),
+    ({"type": "send", "client_msg_id": "abc\udfff", "conversation_id": 999_999, "body": "x"}, "bad_client_msg_id"),
+    ({"type": "send", "client_msg_id": LONE, "conversation_id": "1", "body": "x"}, "bad_client_msg_id"),
+    ({"type": "send", "client_msg_id": "\udc00" + LONE, "conversation_id": 1, "body": LONE}, "bad_client_msg_id"),  # low then high: no pair
+    ({"type": LONE}, "unknown_type"),
+    ({"type": "send" + LONE, "client_msg_id": LONE}, "unknown_type"),
+    ({"type": "sync", "after_id": LONE}, "bad_field"),
+    ({"type": "read", "conversation_id": LONE, "up_to_id": 1}, "bad_field"),
+    ({"type": "delivered", "conversation_id": 1, "up_to_id": LONE}, "bad_field"),
+    ({"type": "typing", "conversation_id": 1, "typing": LONE}, "bad_field"),
+    ({"type": "pong", "note": LONE, LONE: 1}, None),  # unknown fields are ignored, never echoed
+]
+
+
+@pytest.mark.parametrize(("frame", "code"), SURROGATE_FRAMES)
+def test_parsing_never_keeps_a_lone_surrogate_to_echo(frame: dict[str, Any], code: str | None) -> None:
+    from app.ws.protocol import FrameError, parse_frame
+
+    if code is None:
+        parse_frame(json.dumps(frame))
+        return
+    with pytest.raises(FrameError) as caught:
+        parse_frame(json.dumps(frame))
+    assert caught.value.code == code and caught.value.ref is None
+
+
+def test_error_frames_and_dumps_are_always_utf8() -> None:
+    from app.ws.protocol import dumps, error_frame
+
+    frame = error_frame("bad_body", "no", "ref\ud800", detail="x\udfff")
+    frame.encode("utf-8")  # no UnicodeEncodeError
+    assert "ref" not in json.loads(frame)
+    assert json.loads(dumps({"type": "x", "text": "caf\u00e9 \U0001f489"})) == {"type": "x", "text": "caf\u00e9 \U0001f489"}
+    assert dumps({"text": "caf\u00e9"}) == '{"text":"caf\u00e9"}'  # plain text stays unescaped
+
+
+async def test_lone_surrogates_in_any_field_get_an_error_frame_and_the_socket_stays_open(people: People, svc: Services) -> None:
+    async with ws_open(people.alice) as a:
+        for frame, code in SURROGATE_FRAMES:
+            if frame.get("type") == "send" and frame.get("conversation_id") == 1:
+                frame = {**frame, "conversation_id": people.ab}
+            await a.send(frame)
+            if code is not None:
+                error = await a.error(code)
+                assert "ref" not in error, frame
+        # The body with a lone surrogate is refused by the action, with the (clean) ref.
+        bad_body = send(people.ab, "a\ud800b")
+        await a.send(bad_body)
+        assert (await a.error("bad_body"))["ref"] == bad_body["client_msg_id"]
+        # A string where an id belongs, in a frame with a clean client_msg_id: that ref only.
+        await a.send(send(people.ab, reply_to=LONE, client_msg_id="c-1"))
+        assert (await a.error("bad_field"))["ref"] == "c-1"
+        assert await all_messages(svc) == []
+        await ack_of(a, send(people.ab, "still open"))
