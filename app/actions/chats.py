@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +29,23 @@ class ConversationView:
     has_older: bool
     my_role: str
     my_last_read_id: int  # before this view moved it: where "new messages" starts
+
+
+@dataclass(frozen=True)
+class Receipt:
+    name: str
+    at: datetime | None  # None: reached before times were kept
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """Who a message of mine has reached and who has read it, with times (WhatsApp's info)."""
+
+    message: MessageRecord
+    title: str
+    read: list[Receipt]
+    delivered: list[Receipt]  # reached a device, not read yet
+    waiting: list[str]  # not delivered to any device yet
 
 
 @dataclass(frozen=True)
@@ -370,6 +388,7 @@ async def _move_watermarks(svc: Services, actor: Actor, conversation_id: int, *,
             return False
         await s.refresh(before)
         read, delivered = before.last_read_id, before.last_delivered_id
+        await chats.record_watermark_move(s, conversation_id, actor.user.id, read_id=read, delivered_id=delivered, now=svc.clock.now())
         if len(members) <= svc.config["RECEIPTS_ALL_MEMBERS_MAX"]:
             told = tuple(members)
         else:
@@ -402,3 +421,28 @@ async def messages_after(svc: Services, user: Staff, after_id: int, limit: int) 
     """What I missed: messages after ``after_id`` in my conversations, oldest first."""
     async with svc.db.reading() as s:
         return await chats.messages_after(s, user.id, after_id, limit)
+
+
+async def message_info(svc: Services, user: Staff, conversation_id: int, message_id: int) -> MessageInfo:
+    """The info view of one of my messages: every member it was sent to (the members now
+    who were there when it was sent), read / delivered with times, or still waiting.
+    Only the sender may look; for anyone else the message does not exist."""
+    async with svc.db.reading() as s:
+        detail = await _member_detail(s, conversation_id, user.id)
+        rec = await chats.message_record(s, message_id)
+        if rec is None or rec.conversation_id != conversation_id or rec.sender_id != user.id or rec.kind != "text":
+            raise NotFound("No such message.")
+        delivered_at, read_at = await chats.receipt_times(s, conversation_id, message_id)
+    read: list[Receipt] = []
+    delivered: list[Receipt] = []
+    waiting: list[str] = []
+    for m in detail.members:
+        if m.user_id == user.id or m.history_from_id >= message_id:
+            continue  # me, and colleagues added after it was sent
+        if m.last_read_id >= message_id:
+            read.append(Receipt(m.display_name, read_at.get(m.user_id)))
+        elif m.last_delivered_id >= message_id:
+            delivered.append(Receipt(m.display_name, delivered_at.get(m.user_id)))
+        else:
+            waiting.append(m.display_name)
+    return MessageInfo(message=rec, title=_title(detail, user.id), read=read, delivered=delivered, waiting=waiting)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.lib.clock import as_utc
-from app.store.models import Conversation, Membership, Message, User
+from app.store.models import Conversation, Membership, Message, User, WatermarkMove
 from app.store.records import (
     ConversationDetail,
     ConversationSummary,
@@ -431,3 +431,24 @@ async def count_messages_after(s: AsyncSession, user_id: int, after_id: int, cap
         .subquery()
     )
     return int(await s.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+async def record_watermark_move(
+    s: AsyncSession, conversation_id: int, user_id: int, *, read_id: int, delivered_id: int, now: datetime
+) -> None:
+    """Keep when a member's watermarks reached these ids (message info times)."""
+    s.add(WatermarkMove(conversation_id=conversation_id, user_id=user_id, read_id=read_id, delivered_id=delivered_id, at=now))
+    await s.flush()
+
+
+async def receipt_times(s: AsyncSession, conversation_id: int, message_id: int) -> tuple[dict[int, datetime], dict[int, datetime]]:
+    """When each member's delivered and read watermarks first reached ``message_id``."""
+    result: list[dict[int, datetime]] = []
+    for column in (WatermarkMove.delivered_id, WatermarkMove.read_id):
+        rows = await s.execute(
+            select(WatermarkMove.user_id, func.min(WatermarkMove.at))
+            .where(WatermarkMove.conversation_id == conversation_id, column >= message_id)
+            .group_by(WatermarkMove.user_id)
+        )
+        result.append({uid: as_utc(at) for uid, at in rows.all()})
+    return result[0], result[1]

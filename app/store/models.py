@@ -111,6 +111,21 @@ class Message(Base):
     )
 
 
+class WatermarkMove(Base):
+    """A member's delivered/read watermarks after one move, and when: the times in a
+    message's info view ("read 10:42") are the first move that reached the message."""
+
+    __tablename__ = "watermark_moves"
+    __table_args__ = (Index("ix_watermark_moves_conversation_user", "conversation_id", "user_id", "delivered_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    read_id: Mapped[int] = mapped_column(BigInteger)
+    delivered_id: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Invite(Base):
     """A one-time link: first-administrator setup, a new account, or a password reset."""
 

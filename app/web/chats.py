@@ -144,6 +144,14 @@ async def send_message(conversation_id: int) -> ResponseReturnValue:
     return redirect(url_for("chats.conversation", conversation_id=conversation_id, _anchor="bottom"), 303)
 
 
+@bp.get("/chats/<int:conversation_id>/messages/<int:message_id>/info")
+@login_required
+async def message_info(conversation_id: int, message_id: int) -> str:
+    """Message info: who has read one of my messages and who it has only reached, with times."""
+    info = await chats.message_info(svc(), actor().user, conversation_id, message_id)
+    return await render_template("chats/message_info.html", info=info, conversation_id=conversation_id)
+
+
 @bp.get("/chats/<int:conversation_id>/info")
 @login_required
 async def info(conversation_id: int) -> str:

@@ -16,20 +16,24 @@ export function tickState(id, others, kind) {
   if (kind === 'group') {
     const names = read.map((o) => o.name).filter(Boolean).join(', ') || 'nobody yet';
     if (read.length === others.length) {
-      return { cls: 'read', text: `${TICK}${TICK} Read by all`, label: 'Read by all', title: `Read by ${names}` };
+      return { cls: 'read', text: `${TICK}${TICK} Read by all`, label: 'Read by all', title: `Read by ${names}: message info`, info: true };
     }
     const all = delivered.length === others.length;
     const words = `Read by ${read.length} of ${others.length}`;
-    return { cls: '', text: `${TICK}${all ? TICK : ''} ${words}`, label: `${all ? 'Delivered to all, ' : 'Sent, '}${words.toLowerCase()}`, title: `Read by ${names}` };
+    return { cls: '', text: `${TICK}${all ? TICK : ''} ${words}`, label: `${all ? 'Delivered to all, ' : 'Sent, '}${words.toLowerCase()}`, title: `Read by ${names}: message info`, info: true };
   }
   if (read.length) return { cls: 'read', text: `${TICK}${TICK} Read`, label: 'Read' };
   if (delivered.length) return { cls: '', text: `${TICK}${TICK} Delivered`, label: 'Delivered' };
   return { cls: '', text: `${TICK} Sent`, label: 'Sent' };
 }
 
-function ticksElement(state) {
+/** The ticks of a message; in groups a link to the message's info page (who read it, when),
+ * as the server draws it. */
+function ticksElement(state, infoHref = null) {
   if (!state) return null;
-  return h('span', { class: `ticks ${state.cls}`.trim(), 'aria-label': state.label, title: state.title || null }, state.text);
+  const attrs = { class: `ticks ${state.cls}`.trim(), 'aria-label': state.label, title: state.title || null };
+  if (state.info && infoHref) return h('a', { ...attrs, href: infoHref }, state.text);
+  return h('span', attrs, state.text);
 }
 
 export class Conversation {
@@ -285,7 +289,7 @@ export class Conversation {
     if (this.kind === 'group' && !mine) li.append(h('span', { class: 'sender', dir: 'auto' }, m.sender_name || ''));
     if (m.reply_to) li.append(this.quote(m.reply_to.id, m.reply_to.sender_name, m.reply_to.preview));
     li.append(h('div', { class: 'body', dir: 'auto' }, bodyNodes(m.body)));
-    li.append(h('div', { class: 'meta' }, time, mine ? ticksElement(tickState(m.id, this.others, this.kind)) : null, this.replyLink(m.id)));
+    li.append(h('div', { class: 'meta' }, time, mine ? ticksElement(tickState(m.id, this.others, this.kind), this.infoHref(m.id)) : null, this.replyLink(m.id)));
     return li;
   }
 
@@ -301,7 +305,7 @@ export class Conversation {
     li.classList.remove('pending');
     const meta = li.querySelector('.meta');
     const when = new Date(m.created_at);
-    meta.replaceChildren(h('time', { datetime: when.toISOString() }, hhmm(when)), ticksElement(tickState(m.id, this.others, this.kind)) || '', this.replyLink(m.id));
+    meta.replaceChildren(h('time', { datetime: when.toISOString() }, hhmm(when)), ticksElement(tickState(m.id, this.others, this.kind), this.infoHref(m.id)) || '', this.replyLink(m.id));
     this.maxId = Math.max(this.maxId, m.id);
   }
 
@@ -386,12 +390,16 @@ export class Conversation {
     this.refreshTicks();
   }
 
+  infoHref(messageId) {
+    return `/chats/${this.id}/messages/${messageId}/info`;
+  }
+
   refreshTicks() {
     const others = this.others;
     for (const li of this.list.querySelectorAll('li.msg.mine[data-id]')) {
       const state = tickState(Number(li.dataset.id), others, this.kind);
       const old = li.querySelector('.ticks');
-      const fresh = ticksElement(state);
+      const fresh = ticksElement(state, this.infoHref(Number(li.dataset.id)));
       if (old && fresh) {
         if (old.textContent !== fresh.textContent || old.className !== fresh.className) old.replaceWith(fresh);
       } else if (fresh) li.querySelector('.meta time')?.after(fresh);
