@@ -37,11 +37,18 @@ def register_cli(app: Quart) -> None:
 
     @app.cli.command("prepare-instance")
     def prepare_instance() -> None:
-        """Make the instance folder ready: secret key (done on load), TLS certificate, schema."""
-        from app.lib.devcert import ensure_dev_certificate
+        """Make the instance folder ready: secret key (done on load), TLS certificate, schema.
 
-        cert, key = ensure_dev_certificate(Path(app.instance_path))
+        The folder ends up 0700 and every file in it 0600, an older folder included.
+        """
+        from app.lib.devcert import ensure_dev_certificate
+        from app.lib.private_files import repair_folder
+
+        folder = Path(app.instance_path)
+        repair_folder(folder)  # first: SQLite gives -wal/-shm the mode the database has now
+        cert, key = ensure_dev_certificate(folder)
         _run(app, lambda svc: svc.db.upgrade_to_head())
+        repair_folder(folder)
         click.echo(f"instance ready: {app.instance_path} (certificate {cert.name}, key {key.name})")
 
     @app.cli.command("setup-link")

@@ -14,6 +14,8 @@ from typing import Any
 
 from quart import Quart
 
+from app.lib.private_files import make_private_folder
+
 DEFAULTS: dict[str, Any] = {
     # Storage. None means the SQLite file instance/medchat.db.
     "DATABASE_URL": None,
@@ -117,7 +119,7 @@ def load_config(app: Quart, test_config: dict[str, Any] | None) -> None:
 
 def instance_secret_key(instance: Path) -> str:
     """Read the secret key from the instance folder, creating it (mode 600) on first use."""
-    instance.mkdir(parents=True, exist_ok=True)
+    make_private_folder(instance)
     key_file = instance / "secret_key"
     if not key_file.exists():
         try:
@@ -126,6 +128,7 @@ def instance_secret_key(instance: Path) -> str:
             pass  # another process made it first; read theirs
         else:
             with os.fdopen(fd, "w") as handle:
+                os.fchmod(fd, 0o600)  # whatever the umask
                 handle.write(secrets.token_urlsafe(64))
     key = key_file.read_text().strip()
     if len(key) < 32:

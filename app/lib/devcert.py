@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,16 +11,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from app.lib.private_files import make_private_folder, write_private_file
+
 
 def ensure_dev_certificate(folder: Path, days: int = 365) -> tuple[Path, Path]:
     """Write ``cert.pem`` and ``key.pem`` for localhost/127.0.0.1/::1 unless they exist
-    and are valid for at least another week. The key file is mode 600."""
+    and are valid for at least another week. Both files are mode 600."""
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     if cert_path.exists() and key_path.exists():
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         if cert.not_valid_after_utc > datetime.now(UTC) + timedelta(days=7):
             return cert_path, key_path
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_folder(folder)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "MedChat development (localhost)")])
     now = datetime.now(UTC)
@@ -47,14 +48,14 @@ def ensure_dev_certificate(folder: Path, days: int = 365) -> tuple[Path, Path]:
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_private_file(
+        key_path,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    # Public, but everything in the instance folder is the service's own (0600).
+    write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
