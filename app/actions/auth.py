@@ -41,7 +41,7 @@ async def do_login(svc: Services, username: str, password: str, ip: str, user_ag
         async with svc.db.transaction() as s:
             # Not the typed name: people type their password into the username field.
             await audit.add_entry(s, at=now, action="login_failed", ip=ip, detail="unknown user")
-        raise LoginFailed()
+        raise LoginFailed(svc.config["LOCKOUT_AFTER_FAILURES"])
     user_id, _hash, active, locked_until = snapshot
     locked = locked_until is not None and as_utc(locked_until) > now
     if ok and active and not locked:
@@ -60,7 +60,7 @@ async def do_login(svc: Services, username: str, password: str, ip: str, user_ag
             await audit.add_entry(s, at=now, action="login_failed", actor_id=user_id, actor_name=name, ip=ip, detail="account locked")
         else:
             await _count_failure(svc, s, user_id, name, ip)
-    raise LoginFailed()
+    raise LoginFailed(svc.config["LOCKOUT_AFTER_FAILURES"])
 
 
 async def _count_failure(svc: Services, s: AsyncSession, user_id: int, name: str, ip: str) -> None:

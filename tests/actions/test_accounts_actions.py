@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -304,3 +305,53 @@ async def test_concurrent_setup_makes_one_admin(svc: Services) -> None:
     assert len(made) == 1, results
     assert all(isinstance(r, NotFound) for r in results if not isinstance(r, Staff))
     assert len(await accounts.directory(svc, "root")) == 1
+
+
+@pytest.mark.parametrize("purpose", ["invite", "reset"])
+async def test_deactivation_cancels_outstanding_links(svc: Services, make_user: Any, root: Staff, purpose: str) -> None:
+    if purpose == "invite":
+        user, token = await accounts.do_create_staff(svc, actor_for(root), StaffFields("carol", "Carol Jones"))
+    else:
+        await make_user("carol")
+        user, token = await accounts.do_reset_password(svc, actor_for(root), (await accounts.directory(svc, "carol"))[0].id)
+    assert await accounts.invite_for(svc, token) is not None
+    await accounts.do_set_active(svc, actor_for(root), user.id, False)
+    await accounts.do_set_active(svc, actor_for(root), user.id, True)
+    # The link handed out before the deactivation stays dead.
+    assert await accounts.invite_for(svc, token) is None
+    with pytest.raises(NotFound):
+        await accounts.do_accept_invite(svc, token, NEW_PASSWORD, "")
+    assert user.id not in await accounts.pending_invites(svc)
+    # A new link works.
+    _, fresh = await accounts.do_reset_password(svc, actor_for(root), user.id)
+    await accounts.do_accept_invite(svc, fresh, NEW_PASSWORD, "")
+    assert (await auth.do_login(svc, "carol", NEW_PASSWORD, "", "")).user.id == user.id
+
+
+async def test_an_administrator_unlocks_a_locked_account(svc: Services, make_user: Any, root: Staff, clock: FrozenClock) -> None:
+    bob = await make_user("bob")
+    for _ in range(5):
+        with pytest.raises(LoginFailed):
+            await auth.do_login(svc, "bob", "wrong password!", "", "")
+    locked = await accounts.get_staff(svc, bob.id)
+    assert locked is not None and locked.locked_at(clock.now())
+    assert locked.locked_until == clock.now() + timedelta(seconds=60)
+    with pytest.raises(Forbidden):
+        await accounts.do_unlock_account(svc, actor_for(bob), bob.id)
+    assert await accounts.do_unlock_account(svc, actor_for(root), bob.id)
+    assert not (await accounts.get_staff(svc, bob.id)).locked_at(clock.now())  # type: ignore[union-attr]
+    assert (await auth.do_login(svc, "bob", PASSWORD, "", "")).user.id == bob.id
+    assert any(a == "account_unlocked" and "was locked until" in d for a, _, d in await audit_log(svc))
+    # Nothing to unlock: no change, no audit entry. The failure count starts from zero again.
+    assert not await accounts.do_unlock_account(svc, actor_for(root), bob.id)
+    assert [a for a, _, _ in await audit_log(svc)].count("account_unlocked") == 1
+    with pytest.raises(NotFound):
+        await accounts.do_unlock_account(svc, actor_for(root), 424242)
+
+
+async def test_the_login_message_says_when_accounts_lock_and_whom_to_ask(svc: Services, make_user: Any) -> None:
+    await make_user("bob")
+    with pytest.raises(LoginFailed) as caught:
+        await auth.do_login(svc, "bob", "wrong password!", "", "")
+    assert "After 5 wrong passwords" in caught.value.message
+    assert "administrator" in caught.value.message

@@ -526,3 +526,36 @@ async def test_login_rate_limit_follows_the_configuration(app: Quart) -> None:
         r = await c.raw.post("/login", form={"csrf_token": token, "username": "ghost", "password": "x" * 12}, scheme="https", scope_base=here)
         statuses.append(r.status_code)
     assert statuses == [400, 400, 400, 429]
+
+
+async def test_login_error_says_accounts_lock_and_whom_to_ask(client: Client, make_user: Any) -> None:
+    await make_user("alice")
+    r = await client.submit("/login", {"username": "alice", "password": "not the password at all"}, page="/login")
+    message = error_text(await r.get_data(as_text=True))
+    assert "After 5 wrong passwords in a row an account is locked" in message
+    assert "administrator" in message
+
+
+@pytest.fixture
+def three_failures_lock(app_config: dict[str, Any]) -> None:
+    app_config["LOCKOUT_AFTER_FAILURES"] = 3
+
+
+@pytest.mark.usefixtures("three_failures_lock")
+async def test_login_error_follows_the_lockout_setting(client: Client, make_user: Any) -> None:
+    await make_user("alice")
+    r = await client.submit("/login", {"username": "nobody", "password": "not the password at all"}, page="/login")
+    assert "After 3 wrong passwords" in error_text(await r.get_data(as_text=True))
+
+
+async def test_deactivation_kills_an_invite_link_for_good(app: Quart, login_as: Any, svc: Services) -> None:
+    admin = await login_as("root", admin=True)
+    r = await admin.submit("/admin/staff", {"username": "carol", "display_name": "Carol Jones", "role": "member"}, page="/admin/staff")
+    link = re.search(r'href="[^"]*(/invite/[A-Za-z0-9_-]+)"', await r.get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    carol_id = await _staff_id(svc, "carol")
+    assert (await admin.submit(f"/admin/staff/{carol_id}/deactivate", {}, page=f"/admin/staff/{carol_id}")).status_code == 303
+    assert (await admin.submit(f"/admin/staff/{carol_id}/reactivate", {}, page=f"/admin/staff/{carol_id}")).status_code == 303
+    assert (await Client(app).get(link)).status_code == 404
+    r = await Client(app).submit(link, {"password": NEW_PASSWORD, "password2": NEW_PASSWORD}, page="/login")
+    assert r.status_code == 404
+    assert "invite expired" in await (await admin.get(f"/admin/staff/{carol_id}")).get_data(as_text=True)
