@@ -27,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_MAX_SECONDS": 12 * 60 * 60,
     # Write last_seen at most this often; the idle timeout is this precise.
     "SESSION_TOUCH_SECONDS": 30,
+    # How often each process ends the sessions that ran out unseen (0: never; a request
+    # that finds one ends it too). Ending is idempotent across processes.
+    "SESSION_SWEEP_SECONDS": 60,
     # Cookies carry Secure and the __Host- prefix. Only a plain-HTTP development setup turns it off.
     "COOKIE_SECURE": True,
     # Login throttling: quart-rate-limiter allows this many POST /login per period and client

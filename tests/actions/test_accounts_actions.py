@@ -355,3 +355,91 @@ async def test_the_login_message_says_when_accounts_lock_and_whom_to_ask(svc: Se
         await auth.do_login(svc, "bob", "wrong password!", "", "")
     assert "After 5 wrong passwords" in caught.value.message
     assert "administrator" in caught.value.message
+
+
+# --- sessions that run out unseen ----------------------------------------------------------
+
+
+async def session_rows(svc: Services) -> dict[str, tuple[Any, str | None]]:
+    from sqlalchemy import select
+
+    from app.store.models import AuthSession
+
+    async with svc.db.reading() as s:
+        return {r.id: (r.ended_at, r.end_reason) for r in (await s.execute(select(AuthSession))).scalars()}
+
+
+async def test_the_sweep_ends_idle_and_lifetime_expired_sessions_once(svc: Services, make_user: Any, clock: FrozenClock, events: list[Event]) -> None:
+    from app.lib.tokens import token_hash
+
+    await make_user("bob")
+    await make_user("carol")
+    old = await auth.do_login(svc, "bob", PASSWORD, "198.51.100.7", "ward pc")  # busy all day
+    for _ in range(35):
+        clock.advance(20 * 60)
+        assert await auth.resolve_session(svc, old.token, activity=True) is not None
+    idle = await auth.do_login(svc, "carol", PASSWORD, "198.51.100.8", "phone")  # never used again
+    clock.advance(5 * 60)
+    assert await auth.resolve_session(svc, old.token, activity=True) is not None
+    live = await auth.do_login(svc, "carol", PASSWORD, "198.51.100.9", "laptop")
+    clock.advance(5 * 60)
+    assert await auth.do_end_expired_sessions(svc) == 0
+    clock.advance(21 * 60)  # old: 12 h 11 min since login; idle: 31 min unseen; live: 26 min
+    events.clear()
+    assert await auth.do_end_expired_sessions(svc) == 2
+    rows = await session_rows(svc)
+    assert rows[token_hash(old.token)][1] == "lifetime"
+    assert rows[token_hash(idle.token)][1] == "idle"
+    assert rows[token_hash(live.token)] == (None, None)
+    assert [e.kind for e in events] == ["session_ended"]
+    assert sorted(events[0].session_ids) == sorted([token_hash(old.token), token_hash(idle.token)])
+    async with svc.db.reading() as s:
+        expired = [(e.actor_name, e.ip, e.detail) for e in await audit.entries(s, action="session_expired")]
+    assert sorted(expired) == [("bob", "198.51.100.7", "lifetime"), ("carol", "198.51.100.8", "idle")]
+    # Nothing twice: not by the sweep, not by the request that finds the cookie later.
+    events.clear()
+    assert await auth.do_end_expired_sessions(svc) == 0
+    assert isinstance(await auth.check_session(svc, idle.token, activity=True, ip="192.0.2.99"), auth.EndedSession)
+    assert events == []
+    async with svc.db.reading() as s:
+        assert len(await audit.entries(s, action="session_expired")) == 2
+
+
+async def test_sweeps_at_once_end_each_session_once(svc: Services, make_user: Any, clock: FrozenClock, events: list[Event]) -> None:
+    """Several processes sweep at the same moment: every session is ended and audited once."""
+    import asyncio
+
+    await make_user("bob")
+    for i in range(6):
+        await auth.do_login(svc, "bob", PASSWORD, f"198.51.100.{i}", "")
+    clock.advance(31 * 60)
+    events.clear()
+    counts = await asyncio.gather(*(auth.do_end_expired_sessions(svc) for _ in range(3)))
+    assert sum(counts) == 6
+    assert sorted(i for e in events for i in e.session_ids) == sorted(await session_rows(svc))
+    async with svc.db.reading() as s:
+        assert len(await audit.entries(s, action="session_expired")) == 6
+
+
+async def test_the_request_that_finds_an_expired_session_says_why_and_audits_its_address(svc: Services, make_user: Any, clock: FrozenClock) -> None:
+    await make_user("bob")
+    login = await auth.do_login(svc, "bob", PASSWORD, "198.51.100.1", "")
+    clock.advance(30 * 60)
+    found = await auth.check_session(svc, login.token, activity=True, ip="203.0.113.5")
+    assert found == auth.EndedSession("idle")
+    assert await auth.check_session(svc, login.token, activity=True) == auth.EndedSession("idle")
+    assert await auth.check_session(svc, "no such token", activity=True) == auth.EndedSession("unknown")
+    async with svc.db.reading() as s:
+        assert [(e.ip, e.detail) for e in await audit.entries(s, action="session_expired")] == [("203.0.113.5", "idle")]
+
+
+async def test_my_sessions_leaves_out_sessions_that_ran_out(svc: Services, make_user: Any, clock: FrozenClock) -> None:
+    await make_user("bob")
+    here = await auth.do_login(svc, "bob", PASSWORD, "", "")
+    await auth.do_login(svc, "bob", PASSWORD, "", "")
+    clock.advance(29 * 60)
+    me = await auth.resolve_session(svc, here.token, activity=True)
+    assert me is not None
+    assert len(await auth.my_sessions(svc, me.user.id)) == 2
+    clock.advance(60)  # the other one is 30 minutes unseen; nothing has ended its row yet
+    assert [i.id for i in await auth.my_sessions(svc, me.user.id)] == [me.session_id]
