@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +57,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         if app.config.get("MIGRATE_ON_START", True):
             await services.db.upgrade_to_head()
         await services.broker.start(hub.handle)
+        if app.config["SESSION_SWEEP_SECONDS"]:
+            from app.actions.auth import sweep_sessions_forever
+
+            app.extensions["medchat_session_sweep"] = asyncio.create_task(
+                sweep_sessions_forever(services, float(app.config["SESSION_SWEEP_SECONDS"])), name="session-sweep"
+            )
 
     @app.after_serving
     async def _close() -> None:
+        sweep = app.extensions.get("medchat_session_sweep")
+        if sweep is not None:
+            sweep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweep
         await services.broker.stop()
         await services.db.dispose()
 

@@ -37,14 +37,21 @@ def register_cli(app: Quart) -> None:
 
     @app.cli.command("prepare-instance")
     def prepare_instance() -> None:
-        """Make the instance folder ready: secret key (done on load), TLS certificate, schema."""
+        """Make the instance folder ready: secret key (done on load), TLS certificate, schema.
+
+        The folder ends up 0700 and every file in it 0600, an older folder included.
+        """
         from urllib.parse import urlsplit
 
         from app.lib.devcert import ensure_dev_certificate
+        from app.lib.private_files import repair_folder
 
+        folder = Path(app.instance_path)
+        repair_folder(folder)  # first: SQLite gives -wal/-shm the mode the database has now
         host = urlsplit(app.config["PUBLIC_URL"]).hostname or ""
-        made = ensure_dev_certificate(Path(app.instance_path), extra_names=(host,))
+        made = ensure_dev_certificate(folder, extra_names=(host,))
         _run(app, lambda svc: svc.db.upgrade_to_head())
+        repair_folder(folder)
         click.echo(f"instance ready: {app.instance_path} (certificate {made.cert.name}, key {made.key.name})")
         if made.ca is not None:
             click.echo(

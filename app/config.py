@@ -15,6 +15,7 @@ from typing import Any
 from quart import Quart
 
 from app.lib.hosts import normalise_public_url
+from app.lib.private_files import make_private_folder
 
 DEFAULTS: dict[str, Any] = {
     # Storage. None means the SQLite file instance/medchat.db.
@@ -27,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_MAX_SECONDS": 12 * 60 * 60,
     # Write last_seen at most this often; the idle timeout is this precise.
     "SESSION_TOUCH_SECONDS": 30,
+    # How often each process ends the sessions that ran out unseen (0: never; a request
+    # that finds one ends it too). Ending is idempotent across processes.
+    "SESSION_SWEEP_SECONDS": 60,
     # Cookies carry Secure and the __Host- prefix. Only a plain-HTTP development setup turns it off.
     "COOKIE_SECURE": True,
     # Login throttling: quart-rate-limiter allows this many POST /login per period and client
@@ -129,7 +133,7 @@ def load_config(app: Quart, test_config: dict[str, Any] | None) -> None:
 
 def instance_secret_key(instance: Path) -> str:
     """Read the secret key from the instance folder, creating it (mode 600) on first use."""
-    instance.mkdir(parents=True, exist_ok=True)
+    make_private_folder(instance)
     key_file = instance / "secret_key"
     if not key_file.exists():
         try:
@@ -138,6 +142,7 @@ def instance_secret_key(instance: Path) -> str:
             pass  # another process made it first; read theirs
         else:
             with os.fdopen(fd, "w") as handle:
+                os.fchmod(fd, 0o600)  # whatever the umask
                 handle.write(secrets.token_urlsafe(64))
     key = key_file.read_text().strip()
     if len(key) < 32:

@@ -105,13 +105,106 @@ def test_setup_link(cli_app: Quart) -> None:
     assert "accounts exist" in result.output and "/setup/" not in result.output
 
 
-def _quart(tmp_path: Path, *args: str, input: str | None = None, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _quart(tmp_path: Path, *args: str, input: str | None = None, extra_env: dict[str, str] | None = None, umask: int = -1) -> subprocess.CompletedProcess[str]:
+    return _python(tmp_path, "-m", "quart", "--app", "app", *args, input=input, extra_env=extra_env, umask=umask)
+
+
+def _python(tmp_path: Path, *args: str, input: str | None = None, extra_env: dict[str, str] | None = None, umask: int = -1) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDCHAT_")}
     env.update({"MEDCHAT_INSTANCE_PATH": str(tmp_path / "inst"), **(extra_env or {})})
     return subprocess.run(
-        [sys.executable, "-m", "quart", "--app", "app", *args],
-        cwd=ROOT, env=env, input=input, capture_output=True, text=True, timeout=120, check=False,
+        [sys.executable, *args],
+        cwd=ROOT, env=env, input=input, capture_output=True, text=True, timeout=120, check=False, umask=umask,
     )
+
+
+def modes(folder: Path) -> dict[str, int]:
+    """The permission bits of a folder ("." ) and of everything in it."""
+    found = {".": stat.S_IMODE(folder.stat().st_mode)}
+    for path in sorted(folder.rglob("*")):
+        found[str(path.relative_to(folder))] = stat.S_IMODE(path.lstat().st_mode)
+    return found
+
+
+def private(found: dict[str, int]) -> bool:
+    return all(mode == (0o700 if name == "." else 0o600) for name, mode in found.items())
+
+
+# While the app runs: it has written (WAL mode), so medchat.db-wal and -shm exist.
+WRITE_AND_LIST = f"""
+import asyncio, json, os, stat, sys
+from pathlib import Path
+from app import create_app
+from app.actions.accounts import StaffFields, create_user_with_password
+
+app = create_app()
+svc = app.extensions["medchat"]
+folder = Path(app.instance_path)
+
+async def main():
+    try:
+        await svc.db.upgrade_to_head()
+        await create_user_with_password(svc, StaffFields("nurse1", "Nora Nurse"), {PASSWORD!r})
+        found = {{".": stat.S_IMODE(folder.stat().st_mode)}}
+        for path in sorted(folder.rglob("*")):
+            found[path.name] = stat.S_IMODE(path.lstat().st_mode)
+        print(json.dumps(found))
+    finally:
+        await svc.db.dispose()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000], ids=["umask022", "umask000"])
+def test_instance_files_are_private_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    import json
+
+    instance = tmp_path / "inst"
+    done = _quart(tmp_path, "prepare-instance", umask=umask)
+    assert done.returncode == 0, done.stderr
+    found = modes(instance)
+    assert {"secret_key", "cert.pem", "key.pem", "medchat.db"} <= set(found), found
+    assert private(found), {k: oct(v) for k, v in found.items()}
+    # The app at work: the database in WAL mode has its -wal and -shm files.
+    ran = _python(tmp_path, "-c", WRITE_AND_LIST, umask=umask)
+    assert ran.returncode == 0, ran.stderr
+    live = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert {"medchat.db-wal", "medchat.db-shm"} <= set(live), live
+    assert private(live), {k: oct(v) for k, v in live.items()}
+    assert private(modes(instance))
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000], ids=["umask022", "umask000"])
+def test_a_new_instance_folder_made_by_the_app_is_private(tmp_path: Path, umask: int) -> None:
+    import json
+
+    ran = _python(tmp_path, "-c", WRITE_AND_LIST, umask=umask)
+    assert ran.returncode == 0, ran.stderr
+    live = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert {"secret_key", "medchat.db", "medchat.db-wal", "medchat.db-shm"} <= set(live), live
+    assert private(live), {k: oct(v) for k, v in live.items()}
+
+
+def test_prepare_instance_repairs_an_open_folder(tmp_path: Path) -> None:
+    instance = tmp_path / "inst"
+    assert _quart(tmp_path, "prepare-instance", umask=0o022).returncode == 0
+    # As an older MedChat left it: a world-readable folder and files.
+    (instance / "config.py").write_text("DISPLAY_TIMEZONE = 'UTC'\n")
+    (instance / "backups").mkdir()
+    (instance / "backups" / "old.db").write_bytes(b"x")
+    os.chmod(instance, 0o755)  # noqa: S103 - the state being repaired
+    os.chmod(instance / "backups", 0o755)  # noqa: S103 - the state being repaired
+    for path in instance.rglob("*"):
+        if path.is_file():
+            os.chmod(path, 0o644)
+    assert not private(modes(instance))
+    done = _quart(tmp_path, "prepare-instance", umask=0o022)
+    assert done.returncode == 0, done.stderr
+    found = modes(instance)
+    assert found["backups"] == 0o700
+    del found["backups"]
+    assert private(found), {k: oct(v) for k, v in found.items()}
 
 
 def test_real_quart_commands_use_the_instance_folder(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions import Actor
 from app.actions.errors import ActionError, Forbidden, NotFound
+from app.lib.clock import as_utc
 from app.lib.passwords import password_problem
 from app.lib.text import TextError, clean_line
 from app.lib.tokens import new_token, token_hash
@@ -200,7 +201,8 @@ async def create_user_with_password(svc: Services, fields: StaffFields, password
 
 
 async def do_set_active(svc: Services, actor: Actor, user_id: int, active: bool) -> None:
-    """Deactivate (ending every session at once) or reactivate an account."""
+    """Deactivate (ending every session and cancelling every unused link at once) or
+    reactivate an account (an administrator then sends a new link if one is needed)."""
     _require_admin(actor)
     now = svc.clock.now()
     ended: list[str] = []
@@ -215,9 +217,29 @@ async def do_set_active(svc: Services, actor: Actor, user_id: int, active: bool)
         row.active = active
         if not active:
             ended = await sessions.end_user_sessions(s, user_id, now, "deactivated")
+            # An invite or reset link issued before must not come back to life at reactivation.
+            await invites.cancel_invites(s, now, user_id=user_id)
         await audit.add_entry(s, at=now, action="account_deactivated" if not active else "account_reactivated", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=user_id, ip=actor.ip, detail=f"{len(ended)} sessions ended" if ended else "")
     if ended:
         await svc.publish(Event("session_ended", session_ids=tuple(ended)))
+
+
+async def do_unlock_account(svc: Services, actor: Actor, user_id: int) -> bool:
+    """Lift a lockout after wrong passwords (and forget the failures); False if none was on."""
+    _require_admin(actor)
+    now = svc.clock.now()
+    async with svc.db.transaction() as s:
+        row = await staff.user_row(s, user_id, for_update=True)
+        if row is None:
+            raise NotFound("No such account.")
+        locked_until = as_utc(row.locked_until) if row.locked_until else None
+        if (locked_until is None or locked_until <= now) and not row.failed_logins:
+            return False
+        detail = f"was locked until {locked_until.isoformat(timespec='seconds')}" if locked_until and locked_until > now else f"{row.failed_logins} failures forgotten"
+        row.failed_logins = 0
+        row.locked_until = None
+        await audit.add_entry(s, at=now, action="account_unlocked", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=user_id, ip=actor.ip, detail=detail)
+    return True
 
 
 async def do_reset_password(svc: Services, actor: Actor, user_id: int) -> tuple[Staff, str]:

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions import Actor
 from app.actions.errors import LoginFailed, NotFound
 from app.lib.clock import as_utc
+from app.lib.errors import Unavailable
 from app.lib.tokens import new_token, token_hash
 from app.realtime.events import Event
 from app.services import Services
 from app.store import audit, sessions, staff
+from app.store.models import AuthSession
 from app.store.records import SessionInfo, Staff
+
+log = logging.getLogger("medchat.sessions")
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ async def do_login(svc: Services, username: str, password: str, ip: str, user_ag
         async with svc.db.transaction() as s:
             # Not the typed name: people type their password into the username field.
             await audit.add_entry(s, at=now, action="login_failed", ip=ip, detail="unknown user")
-        raise LoginFailed()
+        raise LoginFailed(svc.config["LOCKOUT_AFTER_FAILURES"])
     user_id, _hash, active, locked_until = snapshot
     locked = locked_until is not None and as_utc(locked_until) > now
     if ok and active and not locked:
@@ -60,7 +65,7 @@ async def do_login(svc: Services, username: str, password: str, ip: str, user_ag
             await audit.add_entry(s, at=now, action="login_failed", actor_id=user_id, actor_name=name, ip=ip, detail="account locked")
         else:
             await _count_failure(svc, s, user_id, name, ip)
-    raise LoginFailed()
+    raise LoginFailed(svc.config["LOCKOUT_AFTER_FAILURES"])
 
 
 async def do_sign_in_after_link(svc: Services, user: Staff, ip: str, user_agent: str, link: str) -> LoggedIn:
@@ -92,40 +97,103 @@ class ResolvedSession:
     session_id: str  # hash
 
 
-async def resolve_session(svc: Services, token: str, *, activity: bool) -> ResolvedSession | None:
-    """Return the live session behind a cookie's token, ending it if it has run out.
+@dataclass(frozen=True)
+class EndedSession:
+    """Why the session behind a cookie is not live: the row's ``end_reason`` (idle,
+    lifetime, deactivated, logout, revoked, signed_out_elsewhere, password_reset), or
+    "unknown" when no row is behind the token."""
+
+    reason: str
+
+
+def _expiry(svc: Services, row: AuthSession, user_active: bool, now: datetime) -> str | None:
+    """The reason a still-open session has run out at ``now``, None while it is live."""
+    if not user_active:
+        return "deactivated"
+    if now - as_utc(row.created_at) >= timedelta(seconds=svc.config["SESSION_MAX_SECONDS"]):
+        return "lifetime"
+    if now - as_utc(row.last_seen_at) >= timedelta(seconds=svc.config["SESSION_IDLE_SECONDS"]):
+        return "idle"
+    return None
+
+
+async def check_session(svc: Services, token: str, *, activity: bool, ip: str | None = None) -> ResolvedSession | EndedSession:
+    """Return the live session behind a cookie's token, or why there is none, ending a
+    session that has run out (audited once, with ``ip``: the caller's address, or the
+    address stored with the session when the caller has none).
 
     ``activity`` False (an automatic page refresh, a socket heartbeat) does not count as
     the person being there, so it does not hold off the idle timeout.
     """
     now = svc.clock.now()
     session_hash = token_hash(token)
-    idle = timedelta(seconds=svc.config["SESSION_IDLE_SECONDS"])
-    lifetime = timedelta(seconds=svc.config["SESSION_MAX_SECONDS"])
     async with svc.db.reading() as s:
         found = await sessions.session_with_user(s, session_hash)
     if found is None:
-        return None
+        return EndedSession("unknown")
     row, user_row = found
     if row.ended_at is not None:
-        return None
-    reason = None
-    if not user_row.active:
-        reason = "deactivated"
-    elif now - as_utc(row.created_at) >= lifetime:
-        reason = "lifetime"
-    elif now - as_utc(row.last_seen_at) >= idle:
-        reason = "idle"
+        return EndedSession(row.end_reason or "unknown")
+    reason = _expiry(svc, row, user_row.active, now)
     if reason is not None:
         async with svc.db.transaction() as s:
-            if await sessions.end_session(s, session_hash, now, reason):
-                await audit.add_entry(s, at=now, action="session_expired", actor_id=user_row.id, actor_name=user_row.username, detail=reason)
-        await svc.publish(Event("session_ended", session_ids=(session_hash,)))
-        return None
+            ended = await sessions.end_session(s, session_hash, now, reason)
+            if ended:
+                await audit.add_entry(s, at=now, action="session_expired", actor_id=user_row.id, actor_name=user_row.username, ip=row.ip if ip is None else ip, detail=reason)
+        if ended:
+            await svc.publish(Event("session_ended", session_ids=(session_hash,)))
+        return EndedSession(reason)
     if activity and (now - as_utc(row.last_seen_at)).total_seconds() >= svc.config["SESSION_TOUCH_SECONDS"]:
         async with svc.db.transaction() as s:
             await sessions.touch_session(s, session_hash, now)
     return ResolvedSession(user=staff.to_staff(user_row), session_id=session_hash)
+
+
+async def resolve_session(svc: Services, token: str, *, activity: bool, ip: str | None = None) -> ResolvedSession | None:
+    """Return the live session behind a cookie's token, or None (see ``check_session``)."""
+    found = await check_session(svc, token, activity=activity, ip=ip)
+    return found if isinstance(found, ResolvedSession) else None
+
+
+async def do_end_expired_sessions(svc: Services, *, batch: int = 500) -> int:
+    """End every open session that ran out unseen (idle or lifetime); return how many.
+
+    Safe with several processes sweeping at once: each session is ended by one
+    ``UPDATE ... WHERE ended_at IS NULL``, and only the process whose update ended it
+    writes the audit entry (with the address stored with the session) and publishes.
+    """
+    total = 0
+    while True:
+        now = svc.clock.now()
+        idle_cut = now - timedelta(seconds=svc.config["SESSION_IDLE_SECONDS"])
+        life_cut = now - timedelta(seconds=svc.config["SESSION_MAX_SECONDS"])
+        async with svc.db.reading() as s:
+            expired = await sessions.expired_sessions(s, seen_before=idle_cut, created_before=life_cut, limit=batch)
+        ended: list[str] = []
+        async with svc.db.transaction() as s:
+            for info, username in expired:
+                reason = "lifetime" if info.created_at <= life_cut else "idle"
+                if await sessions.end_session(s, info.id, now, reason):
+                    await audit.add_entry(s, at=now, action="session_expired", actor_id=info.user_id, actor_name=username, ip=info.ip, detail=reason)
+                    ended.append(info.id)
+        if ended:
+            await svc.publish(Event("session_ended", session_ids=tuple(ended)))
+        total += len(ended)
+        if len(expired) < batch:
+            return total
+
+
+async def sweep_sessions_forever(svc: Services, interval: float) -> None:
+    """Every ``interval`` seconds, end the sessions that ran out unseen (a background task:
+    create_app starts it in before_serving and cancels it in after_serving)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await do_end_expired_sessions(svc)
+        except Unavailable:
+            log.warning("session sweep skipped: the database is busy")
+        except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeping
+            log.exception("session sweep failed")
 
 
 async def do_logout(svc: Services, actor: Actor) -> None:
@@ -164,5 +232,11 @@ async def do_end_session(svc: Services, actor: Actor, session_id: str) -> None:
 
 
 async def my_sessions(svc: Services, user_id: int) -> list[SessionInfo]:
+    """My live sessions: not those that ran out, even before anything ended their rows."""
+    now = svc.clock.now()
     async with svc.db.reading() as s:
-        return await sessions.open_sessions(s, user_id)
+        return await sessions.open_sessions(
+            s, user_id,
+            seen_after=now - timedelta(seconds=svc.config["SESSION_IDLE_SECONDS"]),
+            created_after=now - timedelta(seconds=svc.config["SESSION_MAX_SECONDS"]),
+        )

@@ -44,13 +44,14 @@ class RateLimited(ActionError):
 
 
 class LoginFailed(ActionError):
-    """One message for an unknown user, a wrong password, a locked or inactive account."""
+    """One message for an unknown user, a wrong password, a locked or inactive account:
+    it says when accounts lock and who unlocks them, never which case this was."""
 
     status = 400
 
-    def __init__(self) -> None:
+    def __init__(self, lock_after: int) -> None:
         super().__init__(
             "login_failed",
-            "Wrong username or password. After several failures an account is locked "
-            "for a while; ask an administrator if you are stuck.",
+            f"Wrong username or password. After {lock_after} wrong passwords in a row an "
+            "account is locked for a while; an administrator can unlock it.",
         )

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from app.lib.private_files import make_private_folder, write_private_file
+
 SERVER_CN = "MedChat development (localhost)"
 CA_CN = "MedChat local development CA"
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
@@ -49,7 +51,7 @@ def ensure_dev_certificate(folder: Path, days: int = 365, extra_names: tuple[str
             return DevCertificate(cert_path, key_path, None, False)
         if _still_good(current, ca_path, names):
             return DevCertificate(cert_path, key_path, ca_path, False)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_folder(folder)
     ca_cert, ca_key = _ensure_ca(ca_path, ca_key_path)
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
@@ -160,10 +162,8 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    """Write ``path`` with mode 600 whatever the umask (replacing what was there)."""
+    """Replace ``path`` with ``data``, mode 600 whatever the umask (written aside, then renamed,
+    so Hypercorn never reads half a certificate)."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o600)
+    write_private_file(tmp, data)
     os.replace(tmp, path)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.lib.errors import Unavailable
+from app.lib.private_files import create_private_file, make_private, make_private_folder
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -37,6 +38,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL, None for an in-memory database."""
+    path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
+    return Path(path) if path and path != ":memory:" and not path.startswith("file::memory:") else None
+
+
+def _keep_private(path: Path) -> Any:
+    """A connect hook: the database, its -wal and -shm stay 0600 (a safety net; SQLite gives
+    -wal and -shm the main file's mode, and the main file is created 0600 below)."""
+
+    def hook(_dbapi_connection: Any, _record: Any) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            make_private(Path(f"{path}{suffix}"))
+
+    return hook
+
+
 class Database:
     """One engine per process; one short ``AsyncSession`` per unit of work."""
 
@@ -46,11 +64,17 @@ class Database:
         kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
         if not self.is_sqlite:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
-        else:
-            Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(url) if self.is_sqlite else None
+        if path is not None:
+            # Created 0600 before SQLite opens it: SQLite would make it 0644 (less the umask),
+            # and the -wal and -shm files it makes later copy the main file's mode.
+            make_private_folder(path.parent)
+            create_private_file(path)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        if path is not None:
+            event.listen(self.engine.sync_engine, "connect", _keep_private(path))
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager

@@ -16,10 +16,16 @@ class Staff:
     role: str
     active: bool
     has_password: bool
+    # Set after too many wrong passwords; the account is locked while this lies ahead.
+    locked_until: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    def locked_at(self, now: datetime) -> bool:
+        """Tell whether logins are refused at ``now`` because of wrong passwords."""
+        return self.locked_until is not None and self.locked_until > now
 
 
 @dataclass(frozen=True)

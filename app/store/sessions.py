@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib.clock import as_utc
@@ -84,12 +84,35 @@ async def end_user_sessions(
     return ids
 
 
-async def open_sessions(s: AsyncSession, user_id: int) -> list[SessionInfo]:
-    rows = (
-        await s.execute(
-            select(AuthSession)
-            .where(AuthSession.user_id == user_id, AuthSession.ended_at.is_(None))
-            .order_by(AuthSession.last_seen_at.desc())
+async def open_sessions(
+    s: AsyncSession, user_id: int, *, seen_after: datetime | None = None, created_after: datetime | None = None
+) -> list[SessionInfo]:
+    """A user's sessions not ended yet; with the cut-offs, only those not run out either."""
+    stmt = (
+        select(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.ended_at.is_(None))
+        .order_by(AuthSession.last_seen_at.desc())
+    )
+    if seen_after is not None:
+        stmt = stmt.where(AuthSession.last_seen_at > seen_after)
+    if created_after is not None:
+        stmt = stmt.where(AuthSession.created_at > created_after)
+    return [to_info(r) for r in (await s.execute(stmt)).scalars()]
+
+
+async def expired_sessions(
+    s: AsyncSession, *, seen_before: datetime, created_before: datetime, limit: int
+) -> list[tuple[SessionInfo, str]]:
+    """Sessions not ended yet that were last seen or created at or before the cut-offs,
+    with their user's username."""
+    rows = await s.execute(
+        select(AuthSession, User.username)
+        .join(User, User.id == AuthSession.user_id)
+        .where(
+            AuthSession.ended_at.is_(None),
+            or_(AuthSession.last_seen_at <= seen_before, AuthSession.created_at <= created_before),
         )
-    ).scalars()
-    return [to_info(r) for r in rows]
+        .order_by(AuthSession.last_seen_at)
+        .limit(limit)
+    )
+    return [(to_info(row), username) for row, username in rows.all()]

@@ -22,6 +22,7 @@ def to_staff(row: User) -> Staff:
         role=row.role,
         active=row.active,
         has_password=row.password_hash is not None,
+        locked_until=as_utc(row.locked_until) if row.locked_until else None,
     )
 
 

@@ -20,6 +20,9 @@ from app.lib.timefmt import day_label, display_zone, when_label
 from app.web.context import client_ip, current_actor, svc
 from app.web.security import cookie_name, register_security
 
+# How long the signed session cookie outlives SESSION_MAX_SECONDS.
+COOKIE_GRACE_SECONDS = 60 * 60
+
 
 async def _rate_key() -> str:
     return client_ip()
@@ -65,8 +68,10 @@ def register_web(app: Quart) -> None:
     app.config["QUART_AUTH_COOKIE_SECURE"] = app.config["COOKIE_SECURE"]
     app.config["QUART_AUTH_COOKIE_SAMESITE"] = "Lax"
     app.config["QUART_AUTH_COOKIE_HTTP_ONLY"] = True
-    # The signed cookie outlives nothing: the session row decides; this is only a ceiling.
-    app.config["QUART_AUTH_DURATION"] = app.config["SESSION_MAX_SECONDS"]
+    # The session row decides. The signed cookie's own ceiling lies a little beyond the
+    # absolute lifetime, so that the server still sees a cookie whose session ran out and
+    # can end (and audit) it and tell the person why they were signed out.
+    app.config["QUART_AUTH_DURATION"] = app.config["SESSION_MAX_SECONDS"] + COOKIE_GRACE_SECONDS
     app.config["QUART_AUTH_SALT"] = "medchat session"
     QuartAuth(app)
 

@@ -18,7 +18,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 AUDIT_ACTIONS = (
     "login", "login_failed", "account_locked", "logout", "session_expired", "session_revoked",
     "sessions_revoked", "rate_limited", "csrf_refused", "setup_link_issued", "account_created",
-    "password_set", "password_reset", "account_deactivated", "account_reactivated",
+    "password_set", "password_reset", "account_deactivated", "account_reactivated", "account_unlocked",
     "role_changed", "group_created", "group_renamed", "member_added", "member_removed",
     "member_left",
 )
@@ -35,7 +35,7 @@ async def staff_list() -> str:
     query = request.args.get("q", "")[:100]
     people = await accounts.directory(svc(), query, include_inactive=True, limit=500)
     pending = await accounts.pending_invites(svc())
-    return await render_template("admin/staff.html", people=people, pending=pending, q=query, error=None, values={})
+    return await render_template("admin/staff.html", people=people, pending=pending, q=query, error=None, values={}, now=svc().clock.now())
 
 
 @bp.post("/staff")
@@ -50,7 +50,7 @@ async def create_staff() -> str | tuple[str, int]:
             raise
         people = await accounts.directory(svc(), "", include_inactive=True, limit=500)
         pending = await accounts.pending_invites(svc())
-        return await render_template("admin/staff.html", people=people, pending=pending, q="", error=exc.message, values=values), 400
+        return await render_template("admin/staff.html", people=people, pending=pending, q="", error=exc.message, values=values, now=svc().clock.now()), 400
     link = _link(url_for("auth.invite", token=token))
     return await render_template("admin/invite_link.html", user=user, link=link, purpose="invite", hours=current_app.config["INVITE_HOURS"])
 
@@ -67,7 +67,7 @@ async def _target(user_id: int) -> object:
 async def staff_detail(user_id: int) -> str:
     user = await _target(user_id)
     pending = await accounts.pending_invites(svc())
-    return await render_template("admin/staff_detail.html", user=user, pending=pending.get(user_id), error=request.args.get("error"))
+    return await render_template("admin/staff_detail.html", user=user, pending=pending.get(user_id), error=request.args.get("error"), now=svc().clock.now())
 
 
 async def _account_change(user_id: int, change: str, role: str = "") -> ResponseReturnValue:
@@ -77,6 +77,8 @@ async def _account_change(user_id: int, change: str, role: str = "") -> Response
             await accounts.do_set_active(svc(), actor(), user_id, False)
         elif change == "reactivate":
             await accounts.do_set_active(svc(), actor(), user_id, True)
+        elif change == "unlock":
+            await accounts.do_unlock_account(svc(), actor(), user_id)
         else:
             await accounts.do_change_role(svc(), actor(), user_id, role)
     except ActionError as exc:
@@ -84,7 +86,7 @@ async def _account_change(user_id: int, change: str, role: str = "") -> Response
             raise
         user = await _target(user_id)
         pending = await accounts.pending_invites(svc())
-        return await render_template("admin/staff_detail.html", user=user, pending=pending.get(user_id), error=exc.message), 400
+        return await render_template("admin/staff_detail.html", user=user, pending=pending.get(user_id), error=exc.message, now=svc().clock.now()), 400
     return redirect(url_for("admin.staff_detail", user_id=user_id), 303)
 
 
@@ -98,6 +100,12 @@ async def deactivate(user_id: int) -> ResponseReturnValue:
 @admin_required
 async def reactivate(user_id: int) -> ResponseReturnValue:
     return await _account_change(user_id, "reactivate")
+
+
+@bp.post("/staff/<int:user_id>/unlock")
+@admin_required
+async def unlock(user_id: int) -> ResponseReturnValue:
+    return await _account_change(user_id, "unlock")
 
 
 @bp.post("/staff/<int:user_id>/role")

@@ -26,7 +26,36 @@ async def index() -> ResponseReturnValue:
 async def login_form() -> ResponseReturnValue:
     if current_actor():
         return redirect(safe_next(request.args.get("next")))
-    return await render_template("auth/login.html", next=safe_next(request.args.get("next")), error=None, username="")
+    return await render_template(
+        "auth/login.html", next=safe_next(request.args.get("next")), error=None, username="",
+        signed_out=signed_out_notice(request.args.get("why", "")),
+    )
+
+
+def _duration(seconds: int) -> str:
+    """``1800`` -> "30 minutes", ``43200`` -> "12 hours", ``8`` -> "8 seconds"."""
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
+def signed_out_notice(why: str) -> str | None:
+    """What the login page says to someone whose session ended (``?why=``, the session
+    row's end reason; an unknown value says nothing)."""
+    config = current_app.config
+    notices = {
+        "idle": f"Signed out after {_duration(int(config['SESSION_IDLE_SECONDS']))} without activity. Log in again to go on.",
+        "lifetime": f"Signed out after {_duration(int(config['SESSION_MAX_SECONDS']))} (the longest a session lasts). Log in again to go on.",
+        "deactivated": "Signed out: your account has been deactivated. Ask an administrator if this is a mistake.",
+        "signed_out_elsewhere": "Signed out from another of your sessions (“Sign out all my other sessions”).",
+        "revoked": "Signed out: this session was ended from another of your devices.",
+        "password_reset": "Signed out: an administrator reset your password. Set a new one with the link they give you.",
+        "logout": "This session was logged out.",
+        "unknown": "Your session has ended. Log in again to go on.",
+    }
+    return notices.get(why)
 
 
 @bp.post("/login")  # rate-limited per client address in app/web/__init__.py (LOGIN_RATE_*)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from quart import Quart, Response, abort, current_app, g, redirect, request, websocket
+from quart import Quart, Response, abort, current_app, g, redirect, request, url_for, websocket
 from quart_auth import current_user, logout_user
 from werkzeug.exceptions import BadRequest, Forbidden
 
 from app.actions import Actor
-from app.actions.auth import resolve_session
+from app.actions.auth import EndedSession, check_session
 from app.lib.hosts import allowed_host_names, host_name
 from app.lib.tokens import keyed_digest, same
-from app.web.context import client_ip, svc
+from app.web.context import client_ip, safe_next, svc
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -75,21 +75,37 @@ async def _refuse(reason: str) -> None:
     raise Forbidden("This form has expired or did not come from MedChat. Go back, reload the page and try again.")
 
 
-async def load_session() -> None:
-    """Find the server-side session behind quart-auth's cookie, or forget the cookie."""
+async def load_session() -> Any:
+    """Find the server-side session behind quart-auth's cookie, or forget the cookie.
+
+    A cookie whose session has ended (idle, lifetime, deactivated, ended elsewhere) gets a
+    303 to the login page saying why, carrying Clear-Site-Data: the login page is then
+    fetched afresh and plants a new CSRF seed. (Rendered on the response that carries the
+    wipe, its form would be derived from a seed the browser has just dropped.)
+    """
     g.actor = None
     if request.path.startswith("/static/"):
-        return  # static files need no session: no database round trip for them
+        return None  # static files need no session: no database round trip for them
     token = current_user.auth_id
     if not token:
-        return
+        return None
     # An automatic no-JS refresh is not the person being there: it must not hold off the idle timeout.
-    resolved = await resolve_session(svc(), token, activity=request.args.get("auto") != "1")
-    if resolved is None:
+    found = await check_session(svc(), token, activity=request.args.get("auto") != "1", ip=client_ip())
+    if isinstance(found, EndedSession):
         logout_user()
+        if request.endpoint == "auth.login_submit":
+            return None  # logging in over a dead cookie simply replaces it
         g.session_ended = True
-        return
-    g.actor = Actor(user=resolved.user, session_id=resolved.session_id, ip=client_ip())
+        if request.endpoint in _FETCHED_BY_THE_BROWSER:
+            return None
+        target = request.args.get("next") if request.endpoint == "auth.login_form" else (request.full_path.rstrip("?") if request.method == "GET" else "/chats")
+        return redirect(url_for("auth.login_form", next=safe_next(target), why=found.reason), 303)
+    g.actor = Actor(user=found.user, session_id=found.session_id, ip=client_ip())
+    return None
+
+
+# Fetched by the browser on its own (not a page a person reads): no redirect to the login page.
+_FETCHED_BY_THE_BROWSER = {"pwa.healthz", "pwa.service_worker", "pwa.manifest", "pwa.offline"}
 
 
 def https_redirect() -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -304,3 +305,141 @@ async def test_concurrent_setup_makes_one_admin(svc: Services) -> None:
     assert len(made) == 1, results
     assert all(isinstance(r, NotFound) for r in results if not isinstance(r, Staff))
     assert len(await accounts.directory(svc, "root")) == 1
+
+
+@pytest.mark.parametrize("purpose", ["invite", "reset"])
+async def test_deactivation_cancels_outstanding_links(svc: Services, make_user: Any, root: Staff, purpose: str) -> None:
+    if purpose == "invite":
+        user, token = await accounts.do_create_staff(svc, actor_for(root), StaffFields("carol", "Carol Jones"))
+    else:
+        await make_user("carol")
+        user, token = await accounts.do_reset_password(svc, actor_for(root), (await accounts.directory(svc, "carol"))[0].id)
+    assert await accounts.invite_for(svc, token) is not None
+    await accounts.do_set_active(svc, actor_for(root), user.id, False)
+    await accounts.do_set_active(svc, actor_for(root), user.id, True)
+    # The link handed out before the deactivation stays dead.
+    assert await accounts.invite_for(svc, token) is None
+    with pytest.raises(NotFound):
+        await accounts.do_accept_invite(svc, token, NEW_PASSWORD, "")
+    assert user.id not in await accounts.pending_invites(svc)
+    # A new link works.
+    _, fresh = await accounts.do_reset_password(svc, actor_for(root), user.id)
+    await accounts.do_accept_invite(svc, fresh, NEW_PASSWORD, "")
+    assert (await auth.do_login(svc, "carol", NEW_PASSWORD, "", "")).user.id == user.id
+
+
+async def test_an_administrator_unlocks_a_locked_account(svc: Services, make_user: Any, root: Staff, clock: FrozenClock) -> None:
+    bob = await make_user("bob")
+    for _ in range(5):
+        with pytest.raises(LoginFailed):
+            await auth.do_login(svc, "bob", "wrong password!", "", "")
+    locked = await accounts.get_staff(svc, bob.id)
+    assert locked is not None and locked.locked_at(clock.now())
+    assert locked.locked_until == clock.now() + timedelta(seconds=60)
+    with pytest.raises(Forbidden):
+        await accounts.do_unlock_account(svc, actor_for(bob), bob.id)
+    assert await accounts.do_unlock_account(svc, actor_for(root), bob.id)
+    assert not (await accounts.get_staff(svc, bob.id)).locked_at(clock.now())  # type: ignore[union-attr]
+    assert (await auth.do_login(svc, "bob", PASSWORD, "", "")).user.id == bob.id
+    assert any(a == "account_unlocked" and "was locked until" in d for a, _, d in await audit_log(svc))
+    # Nothing to unlock: no change, no audit entry. The failure count starts from zero again.
+    assert not await accounts.do_unlock_account(svc, actor_for(root), bob.id)
+    assert [a for a, _, _ in await audit_log(svc)].count("account_unlocked") == 1
+    with pytest.raises(NotFound):
+        await accounts.do_unlock_account(svc, actor_for(root), 424242)
+
+
+async def test_the_login_message_says_when_accounts_lock_and_whom_to_ask(svc: Services, make_user: Any) -> None:
+    await make_user("bob")
+    with pytest.raises(LoginFailed) as caught:
+        await auth.do_login(svc, "bob", "wrong password!", "", "")
+    assert "After 5 wrong passwords" in caught.value.message
+    assert "administrator" in caught.value.message
+
+
+# --- sessions that run out unseen ----------------------------------------------------------
+
+
+async def session_rows(svc: Services) -> dict[str, tuple[Any, str | None]]:
+    from sqlalchemy import select
+
+    from app.store.models import AuthSession
+
+    async with svc.db.reading() as s:
+        return {r.id: (r.ended_at, r.end_reason) for r in (await s.execute(select(AuthSession))).scalars()}
+
+
+async def test_the_sweep_ends_idle_and_lifetime_expired_sessions_once(svc: Services, make_user: Any, clock: FrozenClock, events: list[Event]) -> None:
+    from app.lib.tokens import token_hash
+
+    await make_user("bob")
+    await make_user("carol")
+    old = await auth.do_login(svc, "bob", PASSWORD, "198.51.100.7", "ward pc")  # busy all day
+    for _ in range(35):
+        clock.advance(20 * 60)
+        assert await auth.resolve_session(svc, old.token, activity=True) is not None
+    idle = await auth.do_login(svc, "carol", PASSWORD, "198.51.100.8", "phone")  # never used again
+    clock.advance(5 * 60)
+    assert await auth.resolve_session(svc, old.token, activity=True) is not None
+    live = await auth.do_login(svc, "carol", PASSWORD, "198.51.100.9", "laptop")
+    clock.advance(5 * 60)
+    assert await auth.do_end_expired_sessions(svc) == 0
+    clock.advance(21 * 60)  # old: 12 h 11 min since login; idle: 31 min unseen; live: 26 min
+    events.clear()
+    assert await auth.do_end_expired_sessions(svc) == 2
+    rows = await session_rows(svc)
+    assert rows[token_hash(old.token)][1] == "lifetime"
+    assert rows[token_hash(idle.token)][1] == "idle"
+    assert rows[token_hash(live.token)] == (None, None)
+    assert [e.kind for e in events] == ["session_ended"]
+    assert sorted(events[0].session_ids) == sorted([token_hash(old.token), token_hash(idle.token)])
+    async with svc.db.reading() as s:
+        expired = [(e.actor_name, e.ip, e.detail) for e in await audit.entries(s, action="session_expired")]
+    assert sorted(expired) == [("bob", "198.51.100.7", "lifetime"), ("carol", "198.51.100.8", "idle")]
+    # Nothing twice: not by the sweep, not by the request that finds the cookie later.
+    events.clear()
+    assert await auth.do_end_expired_sessions(svc) == 0
+    assert isinstance(await auth.check_session(svc, idle.token, activity=True, ip="192.0.2.99"), auth.EndedSession)
+    assert events == []
+    async with svc.db.reading() as s:
+        assert len(await audit.entries(s, action="session_expired")) == 2
+
+
+async def test_sweeps_at_once_end_each_session_once(svc: Services, make_user: Any, clock: FrozenClock, events: list[Event]) -> None:
+    """Several processes sweep at the same moment: every session is ended and audited once."""
+    import asyncio
+
+    await make_user("bob")
+    for i in range(6):
+        await auth.do_login(svc, "bob", PASSWORD, f"198.51.100.{i}", "")
+    clock.advance(31 * 60)
+    events.clear()
+    counts = await asyncio.gather(*(auth.do_end_expired_sessions(svc) for _ in range(3)))
+    assert sum(counts) == 6
+    assert sorted(i for e in events for i in e.session_ids) == sorted(await session_rows(svc))
+    async with svc.db.reading() as s:
+        assert len(await audit.entries(s, action="session_expired")) == 6
+
+
+async def test_the_request_that_finds_an_expired_session_says_why_and_audits_its_address(svc: Services, make_user: Any, clock: FrozenClock) -> None:
+    await make_user("bob")
+    login = await auth.do_login(svc, "bob", PASSWORD, "198.51.100.1", "")
+    clock.advance(30 * 60)
+    found = await auth.check_session(svc, login.token, activity=True, ip="203.0.113.5")
+    assert found == auth.EndedSession("idle")
+    assert await auth.check_session(svc, login.token, activity=True) == auth.EndedSession("idle")
+    assert await auth.check_session(svc, "no such token", activity=True) == auth.EndedSession("unknown")
+    async with svc.db.reading() as s:
+        assert [(e.ip, e.detail) for e in await audit.entries(s, action="session_expired")] == [("203.0.113.5", "idle")]
+
+
+async def test_my_sessions_leaves_out_sessions_that_ran_out(svc: Services, make_user: Any, clock: FrozenClock) -> None:
+    await make_user("bob")
+    here = await auth.do_login(svc, "bob", PASSWORD, "", "")
+    await auth.do_login(svc, "bob", PASSWORD, "", "")
+    clock.advance(29 * 60)
+    me = await auth.resolve_session(svc, here.token, activity=True)
+    assert me is not None
+    assert len(await auth.my_sessions(svc, me.user.id)) == 2
+    clock.advance(60)  # the other one is 30 minutes unseen; nothing has ended its row yet
+    assert [i.id for i in await auth.my_sessions(svc, me.user.id)] == [me.session_id]

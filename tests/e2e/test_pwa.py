@@ -684,6 +684,42 @@ async def test_a_session_ended_elsewhere_sends_the_page_to_login_and_wipes_it(se
         await phone.context.close()
 
 
+async def test_after_an_idle_lock_the_login_works_on_the_first_try(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """JavaScript on, a short idle timeout: the page locks by itself (the sweep or the socket's
+    heartbeat ends the session, the socket closes with 4401), lands on the login page saying
+    why, and the first login there works (it used to answer 403 "This form has expired")."""
+    idle = 6
+    server = start_server(
+        tmp_path_factory.mktemp("instance-idle"), name="test_pwa_idle",
+        env={
+            "MEDCHAT_SESSION_IDLE_SECONDS": str(idle), "MEDCHAT_SESSION_TOUCH_SECONDS": "1",
+            "MEDCHAT_SESSION_SWEEP_SECONDS": "1", "MEDCHAT_WS_HEARTBEAT_SECONDS": "2",
+        },
+    )
+    try:
+        server.create_user(ALICE["username"], PASSWORD, display_name=ALICE["display_name"])
+        alice = await Tab.open(browser, server, "alice-idle")
+        try:
+            await alice.login(ALICE)
+            await alice.live()
+            # Hands off: the page goes to the login page by itself.
+            await alice.page.wait_for_url(re.compile(r"/login\?.*why=idle"), timeout=(idle + 20) * 1000)
+            await expect_text(alice.page.locator("#signed-out"), re.compile(f"^Signed out after {idle} seconds without activity"))
+            statuses: list[int] = []
+            alice.page.on("response", lambda r: statuses.append(r.status) if r.url.endswith("/login") and r.request.method == "POST" else None)
+            await alice.page.fill("#username", ALICE["username"])
+            await alice.page.fill("#password", PASSWORD)
+            async with alice.page.expect_navigation(url=re.compile(r"/chats$")):
+                await alice.page.click("main button[type=submit]")
+            assert statuses == [303], statuses
+            assert "This form has expired" not in await alice.page.locator("body").inner_text()
+            alice.assert_clean()
+        finally:
+            await alice.context.close()
+    finally:
+        server.stop()
+
+
 # --- notifications ---------------------------------------------------------------------------
 
 FAKE_NOTIFICATIONS = """

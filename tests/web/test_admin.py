@@ -270,3 +270,41 @@ async def test_audit_never_holds_message_text_passwords_or_tokens(app: Quart, lo
         assert "correct horse" not in everything
     page = await (await root.get("/admin/audit")).get_data(as_text=True)
     assert body_marker not in page and password_marker not in page and token not in page
+
+
+# --- locked accounts ----------------------------------------------------------------------
+
+
+async def test_admin_sees_a_lockout_and_unlocks_it(app: Quart, login_as: Any, make_user: Any, svc: Services) -> None:
+    root = await login_as("root", admin=True)
+    await make_user("bob", "Bob Brown")
+    bob_id = await user_id(svc, "bob")
+    stranger = Client(app)
+    for _ in range(5):
+        await stranger.submit("/login", {"username": "bob", "password": "not his password"}, page="/login")
+    listing = await (await root.get("/admin/staff")).get_data(as_text=True)
+    assert "locked until 2026-01-05 09:01:00 UTC" in listing
+    detail = await (await root.get(f"/admin/staff/{bob_id}")).get_data(as_text=True)
+    assert "locked until 2026-01-05 09:01:00 UTC" in detail
+    assert f"/admin/staff/{bob_id}/unlock" in detail
+    assert (await Client(app).login("bob")).status_code == 400  # locked: the right password fails
+    r = await root.submit(f"/admin/staff/{bob_id}/unlock", {}, page=f"/admin/staff/{bob_id}")
+    assert r.status_code == 303 and r.headers["Location"].endswith(f"/admin/staff/{bob_id}")
+    detail = await (await root.get(f"/admin/staff/{bob_id}")).get_data(as_text=True)
+    assert "locked until" not in detail and "/unlock" not in detail
+    assert "locked until" not in await (await root.get("/admin/staff")).get_data(as_text=True)
+    assert (await Client(app).login("bob")).status_code == 303
+    rows = audit_rows(await (await root.get("/admin/audit?action=account_unlocked")).get_data(as_text=True))
+    assert [(r["action"], r["who"], r["whom"]) for r in rows] == [("account_unlocked", "root", "bob")]
+
+
+async def test_unlock_needs_a_csrf_token(login_as: Any, make_user: Any, svc: Services, app: Quart) -> None:
+    root = await login_as("root", admin=True)
+    await make_user("bob")
+    for _ in range(5):
+        await Client(app).submit("/login", {"username": "bob", "password": "not his password"}, page="/login")
+    bob_id = await user_id(svc, "bob")
+    before = await snapshot(svc, skip=("audit_log",))
+    r = await root.post(f"/admin/staff/{bob_id}/unlock", form={})
+    assert r.status_code == 403
+    assert await snapshot(svc, skip=("audit_log",)) == before

@@ -15,7 +15,7 @@ from app.lib.timefmt import display_zone, when_label
 from app.services import Services
 from app.store.models import AuditEntry
 from app.store.staff import user_row_by_username
-from tests.helpers import error_text, fill, http_rules, is_public, new_id, snapshot
+from tests.helpers import error_text, fill, hidden, http_rules, is_public, new_id, snapshot
 from tests.support import PASSWORD, Client
 
 pytestmark = pytest.mark.usefixtures("database_kind")
@@ -582,3 +582,240 @@ async def test_my_sessions_names_devices_and_places(app: Quart, make_user: Any, 
     assert "Mozilla/5.0" not in text  # the raw string only in a tooltip
     assert when_label(phone_since, clock.now(), zone) == "Yesterday 23:50"
     assert "Chrome on Android, 10.0.0.12, since Yesterday 23:50" in text
+
+
+async def test_login_error_says_accounts_lock_and_whom_to_ask(client: Client, make_user: Any) -> None:
+    await make_user("alice")
+    r = await client.submit("/login", {"username": "alice", "password": "not the password at all"}, page="/login")
+    message = error_text(await r.get_data(as_text=True))
+    assert "After 5 wrong passwords in a row an account is locked" in message
+    assert "administrator" in message
+
+
+@pytest.fixture
+def three_failures_lock(app_config: dict[str, Any]) -> None:
+    app_config["LOCKOUT_AFTER_FAILURES"] = 3
+
+
+@pytest.mark.usefixtures("three_failures_lock")
+async def test_login_error_follows_the_lockout_setting(client: Client, make_user: Any) -> None:
+    await make_user("alice")
+    r = await client.submit("/login", {"username": "nobody", "password": "not the password at all"}, page="/login")
+    assert "After 3 wrong passwords" in error_text(await r.get_data(as_text=True))
+
+
+async def test_deactivation_kills_an_invite_link_for_good(app: Quart, login_as: Any, svc: Services) -> None:
+    admin = await login_as("root", admin=True)
+    r = await admin.submit("/admin/staff", {"username": "carol", "display_name": "Carol Jones", "role": "member"}, page="/admin/staff")
+    link = re.search(r'href="[^"]*(/invite/[A-Za-z0-9_-]+)"', await r.get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    carol_id = await _staff_id(svc, "carol")
+    assert (await admin.submit(f"/admin/staff/{carol_id}/deactivate", {}, page=f"/admin/staff/{carol_id}")).status_code == 303
+    assert (await admin.submit(f"/admin/staff/{carol_id}/reactivate", {}, page=f"/admin/staff/{carol_id}")).status_code == 303
+    assert (await Client(app).get(link)).status_code == 404
+    r = await Client(app).submit(link, {"password": NEW_PASSWORD, "password2": NEW_PASSWORD}, page="/login")
+    assert r.status_code == 404
+    assert "invite expired" in await (await admin.get(f"/admin/staff/{carol_id}")).get_data(as_text=True)
+
+
+# --- a session that ended: the login page says why, and works on the first try -----------
+
+
+async def browse(client: Client, path: str, **kwargs: Any) -> Any:
+    """GET like a browser: Clear-Site-Data with "cookies" drops every cookie of the site."""
+    response = await client.get(path, **kwargs)
+    if '"cookies"' in response.headers.get("Clear-Site-Data", ""):
+        assert client.raw.cookie_jar is not None
+        client.raw.cookie_jar.clear()
+    return response
+
+
+def login_url(response: Any) -> tuple[str, dict[str, list[str]]]:
+    from urllib.parse import parse_qs, urlsplit
+
+    assert response.status_code == 303, response.status_code
+    url = urlsplit(re.sub(r"^https?://[^/]+", "", response.headers["Location"]))
+    return url.path, parse_qs(url.query)
+
+
+async def log_in_on(client: Client, page: str | Any) -> Any:
+    """Post the login form of ``page`` (a path to open, or a response already read) once,
+    as a person would."""
+    response = await browse(client, page) if isinstance(page, str) else page
+    html = await response.get_data(as_text=True)
+    form = {"csrf_token": hidden(html, "csrf_token"), "next": hidden(html, "next"), "username": "alice", "password": PASSWORD}
+    return await client.post("/login", form=form)
+
+
+async def test_idle_lock_sends_to_login_with_the_reason_and_the_first_login_works(login_as: Any, clock: FrozenClock, svc: Services) -> None:
+    alice = await login_as("alice")
+    clock.advance(30 * 60 + 1)
+    r = await browse(alice, "/chats/directory?q=ward")
+    assert login_url(r) == ("/login", {"next": ["/chats/directory?q=ward"], "why": ["idle"]})
+    assert '"cookies"' in r.headers["Clear-Site-Data"]
+    page = await browse(alice, r.headers["Location"])
+    assert page.status_code == 200
+    assert "Signed out after 30 minutes without activity" in await page.get_data(as_text=True)
+    done = await log_in_on(alice, r.headers["Location"])
+    assert done.status_code == 303, await done.get_data(as_text=True)
+    assert done.headers["Location"] == "/chats/directory?q=ward"
+    assert (await alice.get("/chats")).status_code == 200
+
+
+async def test_the_login_page_a_locked_out_script_opens_works_on_the_first_try(login_as: Any, clock: FrozenClock, svc: Services) -> None:
+    """With JavaScript on, the socket closes (4401) and the page goes to /login?next=...
+    with the dead cookie still there: the login form the browser ends up on (following
+    redirects, honouring Clear-Site-Data) must work the first time, not answer 403."""
+    alice = await login_as("alice")
+    clock.advance(30 * 60 + 1)
+    page = "/login?next=/chats/7"
+    r = await browse(alice, page)
+    while r.status_code in (302, 303):
+        page = r.headers["Location"]
+        r = await browse(alice, page)
+    assert r.status_code == 200
+    done = await log_in_on(alice, r)  # the form on the page the browser shows
+    assert done.status_code == 303, (done.status_code, await done.get_data(as_text=True))
+    assert done.headers["Location"] == "/chats/7"
+    assert "why=idle" in page
+
+
+async def test_the_session_expiry_is_audited_once_with_the_address(app: Quart, login_as: Any, clock: FrozenClock, svc: Services) -> None:
+    alice = await login_as("alice")
+    clock.advance(30 * 60 + 1)
+    here = {"client": ("203.0.113.44", 40000)}
+    r = await alice.raw.get("/chats", scheme="https", scope_base=here)
+    assert login_url(r)[1]["why"] == ["idle"]
+    await alice.raw.get("/chats", scheme="https", scope_base=here)
+    from app.store import audit
+
+    async with svc.db.reading() as s:
+        expired = [e for e in await audit.entries(s, action="session_expired")]
+    assert [(e.actor_name, e.ip, e.detail) for e in expired] == [("alice", "203.0.113.44", "idle")]
+
+
+@pytest.fixture
+def signer_clock(clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signed cookie's timestamp (itsdangerous) follows the test clock too."""
+    import itsdangerous.timed
+
+    class Time:
+        @staticmethod
+        def time() -> float:
+            return clock.now().timestamp()
+
+    monkeypatch.setattr(itsdangerous.timed, "time", Time)
+
+
+@pytest.mark.usefixtures("signer_clock")
+async def test_the_server_sees_the_cookie_when_the_lifetime_ends(login_as: Any, clock: FrozenClock, svc: Services) -> None:
+    alice = await login_as("alice")
+    for _ in range(35):  # busy all day: never idle
+        clock.advance(20 * 60)
+        assert (await alice.get("/chats")).status_code == 200
+    clock.advance(20 * 60)  # 12 hours after the login
+    r = await browse(alice, "/chats")
+    assert login_url(r) == ("/login", {"next": ["/chats"], "why": ["lifetime"]})
+    assert "Signed out after 12 hours (the longest a session lasts)" in await (await browse(alice, r.headers["Location"])).get_data(as_text=True)
+    assert ("session_expired", "alice", "lifetime") in await audit_actions(svc)
+
+
+@pytest.mark.parametrize(
+    ("how", "why", "text"),
+    [
+        ("others", "signed_out_elsewhere", "Signed out from another of your sessions"),
+        ("deactivate", "deactivated", "your account has been deactivated"),
+        ("reset", "password_reset", "an administrator reset your password"),
+    ],
+)
+async def test_the_login_page_says_why_a_session_ended(login_as: Any, svc: Services, how: str, why: str, text: str) -> None:
+    admin = await login_as("root", admin=True)
+    alice = await login_as("alice")
+    laptop = await login_as("alice")
+    alice_id = await _staff_id(svc, "alice")
+    if how == "others":
+        await laptop.submit("/account/sessions/end-others", {}, page="/account/sessions")
+    else:
+        await admin.submit(f"/admin/staff/{alice_id}/{how}", {}, page=f"/admin/staff/{alice_id}")
+    r = await browse(alice, "/chats")
+    assert login_url(r)[1]["why"] == [why]
+    html = await (await browse(alice, r.headers["Location"])).get_data(as_text=True)
+    assert text in html
+
+
+async def test_a_post_with_an_ended_session_goes_to_login_too(login_as: Any, clock: FrozenClock, svc: Services) -> None:
+    alice = await login_as("alice")
+    token = await alice.csrf("/chats")
+    clock.advance(30 * 60 + 1)
+    before = await snapshot(svc, skip=("audit_log", "sessions"))
+    r = await alice.post("/chats/group", form={"csrf_token": token, "title": "Late", "members": "alice"})
+    assert login_url(r) == ("/login", {"next": ["/chats"], "why": ["idle"]})
+    assert await snapshot(svc, skip=("audit_log", "sessions")) == before
+
+
+async def test_logging_in_over_a_dead_cookie_works(app: Quart, make_user: Any, clock: FrozenClock) -> None:
+    """A login form opened before (another tab) still logs in once the session has ended,
+    and its answer wipes nothing: Clear-Site-Data would drop the new session cookie."""
+    await make_user("alice")
+    browser = Client(app)
+    old_form = await browser.csrf("/login")
+    assert (await browser.login("alice")).status_code == 303
+    clock.advance(30 * 60 + 1)
+    r = await browser.post("/login", form={"csrf_token": old_form, "username": "alice", "password": PASSWORD})
+    assert r.status_code == 303 and r.headers["Location"] == "/chats"
+    assert "Clear-Site-Data" not in r.headers
+    assert (await browse(browser, "/chats")).status_code == 200
+
+
+async def test_my_sessions_lists_live_sessions_only(login_as: Any, clock: FrozenClock, svc: Services) -> None:
+    laptop = await login_as("alice")
+    clock.advance(20 * 60)
+    assert (await laptop.get("/chats")).status_code == 200
+    await login_as("alice")  # the phone: never used again
+    clock.advance(20 * 60)
+    assert (await laptop.get("/chats")).status_code == 200
+    clock.advance(11 * 60)  # the phone has been idle for 31 minutes, the laptop for 11
+    html = await (await laptop.get("/account/sessions")).get_data(as_text=True)
+    assert html.count("Sign out</button>") == 1
+    assert '<tr class="current">' in html
+
+
+# --- the background sweep -----------------------------------------------------------------
+
+
+@pytest.fixture
+def quick_sweep(app_config: dict[str, Any]) -> None:
+    app_config["SESSION_SWEEP_SECONDS"] = 0.02
+
+
+@pytest.mark.usefixtures("quick_sweep")
+async def test_a_background_sweep_ends_sessions_nobody_comes_back_to(login_as: Any, clock: FrozenClock, svc: Services) -> None:
+    import asyncio
+
+    from app.realtime.events import Event
+
+    await login_as("alice")
+    svc.published.clear()
+    clock.advance(30 * 60 + 1)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while not svc.published and loop.time() < deadline:
+        await asyncio.sleep(0.02)  # the sweep runs on the real clock, every 20 ms here
+    ended: list[Event] = list(svc.published)
+    assert [e.kind for e in ended] == ["session_ended"]
+    assert ("session_expired", "alice", "idle") in await audit_actions(svc)
+    async with svc.db.reading() as s:
+        from app.store.sessions import open_sessions
+
+        assert await open_sessions(s, await _staff_id(svc, "alice")) == []
+
+
+async def test_the_sweep_runs_while_serving_only(app_config: dict[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import create_app
+
+    monkeypatch.setenv("MEDCHAT_INSTANCE_PATH", str(tmp_path / "instance"))
+    application = create_app({**app_config, "SESSION_SWEEP_SECONDS": 0.02})
+    assert "medchat_session_sweep" not in application.extensions
+    async with application.test_app():
+        task = application.extensions["medchat_session_sweep"]
+        assert not task.done()
+    assert task.cancelled()

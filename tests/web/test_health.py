@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,9 @@ async def test_healthz_503_when_the_database_is_unreachable(app_config: dict[str
     monkeypatch.setenv("MEDCHAT_INSTANCE_PATH", str(tmp_path / "instance"))
     application = create_app({**app_config, "DATABASE_URL": url.format(tmp=tmp_path)})
     if url.startswith("sqlite"):
-        # The engine made the folder; take it away so the file cannot be opened.
-        (tmp_path / "gone").rmdir()
+        # The engine made the folder (and the empty database file, 0600); take them away so
+        # the file cannot be opened.
+        shutil.rmtree(tmp_path / "gone")
     before = set(threading.enumerate())
     async with application.test_app() as test_app:
         r = await test_app.test_client().get("/healthz", scheme="https")
