@@ -83,6 +83,9 @@ def register_web(app: Quart) -> None:
     RateLimiter(app, key_function=_rate_key, store=store, enabled=app.config.get("RATE_LIMIT_ENABLED", True))
 
     register_security(app)
+    from app.web.confirmations import register_confirmations
+
+    register_confirmations(app)
 
     zone = display_zone(app.config["DISPLAY_TIMEZONE"])
     app.config["DISPLAY_TIMEZONE"] = zone.key  # the page's data-tz: what the server shows

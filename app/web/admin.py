@@ -11,6 +11,8 @@ from werkzeug.exceptions import NotFound
 from app.actions import accounts
 from app.actions.accounts import StaffFields
 from app.actions.errors import ActionError
+from app.store.records import Staff
+from app.web import confirmations
 from app.web.context import actor, admin_required, id_arg, svc
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -55,7 +57,7 @@ async def create_staff() -> str | tuple[str, int]:
     return await render_template("admin/invite_link.html", user=user, link=link, purpose="invite", hours=current_app.config["INVITE_HOURS"])
 
 
-async def _target(user_id: int) -> object:
+async def _target(user_id: int) -> Staff:
     user = await accounts.get_staff(svc(), user_id)
     if user is None:
         raise NotFound("No such account.")
@@ -90,9 +92,31 @@ async def _account_change(user_id: int, change: str, role: str = "") -> Response
     return redirect(url_for("admin.staff_detail", user_id=user_id), 303)
 
 
-@bp.post("/staff/<int:user_id>/deactivate")
+async def confirm_deactivate(user_id: int) -> str:
+    """Ask once before deactivating (the page's script asks with a dialog instead)."""
+    user = await _target(user_id)
+    question, consequence = confirmations.deactivate(user.display_name)
+    return await render_template(
+        "confirm.html", heading=question, consequence=consequence, button="Deactivate",
+        action=url_for("admin.deactivate", user_id=user_id), cancel=url_for("admin.staff_detail", user_id=user_id),
+    )
+
+
+async def confirm_reset(user_id: int) -> str:
+    user = await _target(user_id)
+    question, consequence = confirmations.reset_password(user.display_name, current_app.config["INVITE_HOURS"])
+    return await render_template(
+        "confirm.html", heading=question, consequence=consequence, button="Reset password",
+        action=url_for("admin.reset", user_id=user_id), cancel=url_for("admin.staff_detail", user_id=user_id),
+    )
+
+
+# GET asks first (the confirmation page), POST does it: one rule, so a bad id is 404 for both.
+@bp.route("/staff/<int:user_id>/deactivate", methods=["GET", "POST"])
 @admin_required
 async def deactivate(user_id: int) -> ResponseReturnValue:
+    if request.method == "GET":
+        return await confirm_deactivate(user_id)
     return await _account_change(user_id, "deactivate")
 
 
@@ -115,9 +139,11 @@ async def change_role(user_id: int) -> ResponseReturnValue:
     return await _account_change(user_id, "role", form.get("role", "")[:16])
 
 
-@bp.post("/staff/<int:user_id>/reset")
+@bp.route("/staff/<int:user_id>/reset", methods=["GET", "POST"])
 @admin_required
 async def reset(user_id: int) -> str:
+    if request.method == "GET":
+        return await confirm_reset(user_id)
     await _target(user_id)
     user, token = await accounts.do_reset_password(svc(), actor(), user_id)
     link = _link(url_for("auth.invite", token=token))

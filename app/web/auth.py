@@ -11,6 +11,7 @@ from app.actions import accounts, auth
 from app.actions.accounts import StaffFields
 from app.actions.errors import ActionError, LoginFailed
 from app.store.records import Staff
+from app.web import confirmations
 from app.web.context import actor, client_ip, current_actor, login_required, safe_next, svc
 from app.web.security import cookie_name
 
@@ -165,12 +166,25 @@ async def _sign_in(user: Staff, link: str) -> None:
 @login_required
 async def sessions() -> str:
     mine = await auth.my_sessions(svc(), actor().user.id)
-    return await render_template("auth/sessions.html", sessions=mine, current=actor().session_id, ended=request.args.get("ended"))
+    return await render_template("auth/sessions.html", sessions=mine, current=actor().session_id, ended=request.args.get("ended"), others=len([x for x in mine if x.id != actor().session_id]))
 
 
-@bp.post("/account/sessions/end-others")
+async def confirm_end_other_sessions() -> str:
+    """Ask once before signing out every other session (the script asks with a dialog)."""
+    others = len([s for s in await auth.my_sessions(svc(), actor().user.id) if s.id != actor().session_id])
+    question, consequence = confirmations.end_other_sessions(others)
+    return await render_template(
+        "confirm.html", heading=question, consequence=consequence, button="Sign out the others",
+        action=url_for("auth.end_other_sessions"), cancel=url_for("auth.sessions"),
+    )
+
+
+# GET asks first (the confirmation page), POST does it.
+@bp.route("/account/sessions/end-others", methods=["GET", "POST"])
 @login_required
 async def end_other_sessions() -> ResponseReturnValue:
+    if request.method == "GET":
+        return await confirm_end_other_sessions()
     count = await auth.do_end_other_sessions(svc(), actor())
     return redirect(url_for("auth.sessions", ended=count), 303)
 

@@ -11,6 +11,7 @@ from app.actions.errors import ActionError, NotFound
 from app.actions.frames import message_dict
 from app.lib.tokens import new_client_msg_id
 from app.store.records import ConversationSummary
+from app.web import confirmations
 from app.web.context import actor, id_arg, login_required, svc
 
 bp = Blueprint("chats", __name__)
@@ -190,17 +191,47 @@ async def add_members(conversation_id: int) -> ResponseReturnValue:
     return redirect(url_for("chats.info", conversation_id=conversation_id), 303)
 
 
-@bp.post("/chats/<int:conversation_id>/members/<int:user_id>/remove")
+async def confirm_remove_member(conversation_id: int, user_id: int) -> str:
+    """Ask once before removing a member (the page's script asks with a dialog instead)."""
+    detail = await chats.conversation_detail(svc(), actor().user, conversation_id)
+    target = detail.member(user_id)
+    if detail.kind != "group" or target is None:
+        raise NotFound("That colleague is not in this group.")
+    question, consequence = confirmations.remove_member(target.display_name, detail.title)
+    return await render_template(
+        "confirm.html", heading=question, consequence=consequence, button="Remove",
+        action=url_for("chats.remove_member", conversation_id=conversation_id, user_id=user_id),
+        cancel=url_for("chats.info", conversation_id=conversation_id),
+    )
+
+
+async def confirm_leave(conversation_id: int) -> str:
+    detail = await chats.conversation_detail(svc(), actor().user, conversation_id)
+    if detail.kind != "group":
+        raise NotFound("You can only leave groups.")
+    question, consequence = confirmations.leave_group(detail.title)
+    return await render_template(
+        "confirm.html", heading=question, consequence=consequence, button="Leave group",
+        action=url_for("chats.leave", conversation_id=conversation_id), cancel=url_for("chats.info", conversation_id=conversation_id),
+    )
+
+
+# GET asks first (the confirmation page), POST does it: one rule, so a bad id is 404 for both.
+@bp.route("/chats/<int:conversation_id>/members/<int:user_id>/remove", methods=["GET", "POST"])
 @login_required
 async def remove_member(conversation_id: int, user_id: int) -> ResponseReturnValue:
+    if request.method == "GET":
+        return await confirm_remove_member(conversation_id, user_id)
     await chats.do_remove_member(svc(), actor(), conversation_id, user_id)
     if user_id == actor().user.id:
         return redirect(url_for("chats.chat_list"), 303)
     return redirect(url_for("chats.info", conversation_id=conversation_id), 303)
 
 
-@bp.post("/chats/<int:conversation_id>/leave")
+@bp.route("/chats/<int:conversation_id>/leave", methods=["GET", "POST"])
 @login_required
 async def leave(conversation_id: int) -> ResponseReturnValue:
+    if request.method == "GET":
+        return await confirm_leave(conversation_id)
     await chats.do_leave_group(svc(), actor(), conversation_id)
     return redirect(url_for("chats.chat_list"), 303)

@@ -3,6 +3,7 @@
 // ES modules, no build step, no framework; the CSP allows no inline script or style.
 
 import { ChatList } from './chatlist.js';
+import { setupConfirmations } from './confirm.js';
 import { Conversation } from './conversation.js';
 import { localiseTimes } from './dom.js';
 import { Notifier } from './notify.js';
@@ -24,6 +25,7 @@ if (!me) {
   if (new URLSearchParams(location.search).has('bye')) session.loggedOut();
 } else {
   registerServiceWorker();
+  setupConfirmations();
   setupInstallButton();
   const root = document.querySelector('[data-last-id]');
   if (root && 'WebSocket' in window) startLive(root);

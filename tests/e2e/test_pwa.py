@@ -669,8 +669,14 @@ async def test_a_session_ended_elsewhere_sends_the_page_to_login_and_wipes_it(se
         await ward.page.evaluate("navigator.serviceWorker.ready.then(() => true)")
         await phone.login(DAN)
         await phone.goto("/account/sessions")
+        # Asked once, in a dialog that names what will happen.
+        phone.page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
         async with phone.page.expect_navigation():
-            await phone.page.click("button:has-text('Sign out all my other sessions')")
+            await phone.page.click("a:has-text('Sign out all my other sessions')")
+        assert len(phone.dialogs) == 1 and phone.dialogs[0].startswith("Sign out 1 other session?")
+        assert "signed out at once" in phone.dialogs[0]
+        phone.dialogs.clear()
+        assert "Signed out 1 session" in await phone.page.locator("main").inner_text()
         # The socket closes with 4401 within seconds; the page wipes and asks for a login.
         await ward.page.wait_for_url(re.compile(r"/login\?next="), timeout=TIMEOUT)
         left = await ward.page.evaluate(

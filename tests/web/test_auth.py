@@ -68,7 +68,7 @@ async def url_values(login_as: Any, svc: Services) -> dict[str, Any]:
         from app.store.sessions import open_sessions
 
         sessions = await open_sessions(s, bob.id)
-    return {"conversation_id": conv_id, "user_id": bob.id, "session_id": sessions[0].id}
+    return {"conversation_id": conv_id, "user_id": bob.id, "session_id": sessions[0].id, "message_id": 1}
 
 
 # --- every protected URL sends an anonymous visitor to login ------------------------------

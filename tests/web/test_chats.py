@@ -488,7 +488,8 @@ async def test_conversation_urls_are_404_for_non_members(login_as: Any, svc: Ser
     conv = await create_group(alice, "Ward 7", ["bob"]) if kind == "group" else await open_direct(alice, "bob")
     await send(alice, conv, "confidential")
     mallory = await login_as("mallory", admin=outsider_is_admin)
-    values = {"conversation_id": conv, "user_id": await user_id(svc, "bob")}
+    messages = await all_messages(svc, conv)
+    values = {"conversation_id": conv, "user_id": await user_id(svc, "bob"), "message_id": messages[-1].id}
     path = fill(rule, values)
     before = await snapshot(svc)
     messages_before = len(await all_messages(svc))

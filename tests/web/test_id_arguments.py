@@ -100,7 +100,7 @@ async def test_bad_ids_in_paths_are_404(people: tuple[dict[str, Client], int], s
     before = await snapshot(svc, skip=("audit_log", "sessions"))
     # "١" is an Arabic-Indic one: werkzeug's \d took it and int() made it 1 (a real id here).
     for label, encoded in [*BAD_IDS, ("arabic-indic-conv", "".join(f"%D9%A{d}" for d in str(conv)))]:
-        path = fill(rule, {"conversation_id": encoded, "user_id": encoded})
+        path = fill(rule, {"conversation_id": encoded, "user_id": encoded, "message_id": encoded})
         if method == "GET":
             r = await client.get(path)
         else:
