@@ -69,6 +69,9 @@ DEFAULTS: dict[str, Any] = {
     "WS_MAX_MESSAGE_BYTES": 64 * 1024,
     # asyncio's TLS read buffer per connection (Python's default is 256 KiB; app/ws/tls_buffer.py).
     "TLS_READ_BUFFER_BYTES": 32 * 1024,
+    # How long a closing TLS connection waits for the peer's close_notify (asyncio: 30 s);
+    # a vanished peer holds its buffers that long (app/ws/tls_close.py).
+    "TLS_SHUTDOWN_SECONDS": 10,
     "WS_HEARTBEAT_SECONDS": 20,
     "WS_SEND_QUEUE": 256,
     "WS_RESUME_PAGE": 200,

@@ -30,7 +30,10 @@ from app.lib.errors import Unavailable
 from app.lib.ids import parse_position
 from app.lib.ratelimit import TokenBuckets
 from app.services import Services
+from app.ws.access_log import redact_access_log
 from app.ws.deflate import disable_permessage_deflate
+from app.ws.frame_limit import refuse_oversized_frames
+from app.ws.plain_http import http1_only_on_plain_http
 from app.ws.protocol import (
     CLOSE_HEARTBEAT,
     CLOSE_SESSION_ENDED,
@@ -46,6 +49,7 @@ from app.ws.protocol import (
     parse_frame,
 )
 from app.ws.tls_buffer import shrink_tls_read_buffer
+from app.ws.tls_close import quiet_tls_close
 
 log = logging.getLogger("medchat.ws")
 
@@ -117,10 +121,15 @@ def _origin_allowed() -> bool:
 
 
 def register(app: Quart) -> None:
+    # Hypercorn adaptations (each module says why); all idempotent, all process-wide.
     if not app.config.get("WS_PERMESSAGE_DEFLATE", False):
         disable_permessage_deflate()
     if app.config.get("TLS_READ_BUFFER_BYTES"):
         shrink_tls_read_buffer(app.config["TLS_READ_BUFFER_BYTES"])
+    refuse_oversized_frames(app.config["WS_MAX_MESSAGE_BYTES"])
+    http1_only_on_plain_http()
+    redact_access_log()
+    quiet_tls_close(app.config["TLS_SHUTDOWN_SECONDS"])
     app.extensions["medchat_ws"] = WsState(
         handshakes=TokenBuckets(app.config["WS_HANDSHAKES_PER_MINUTE"], 60, app.config["WS_HANDSHAKES_PER_MINUTE"], time.monotonic)
     )
@@ -135,6 +144,8 @@ def register(app: Quart) -> None:
 
 async def ws_endpoint() -> None:
     """Authenticate the handshake, then serve the socket until it or its session ends."""
+    if current_app.config["HTTPS_REDIRECT"] and websocket.scheme not in ("wss", "https"):
+        abort(403)  # the plain-HTTP port only redirects: no cleartext socket, no cookie read
     svc = _svc()
     if not _origin_allowed():
         abort(403)

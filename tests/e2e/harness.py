@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,7 @@ class ServerProcess:
     log_path: Path
     setup_token: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    hypercorn_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -109,8 +110,9 @@ class ServerProcess:
         with self.log_path.open("ab") as log:
             log.write(f"\n===== start {time.strftime('%H:%M:%S')} https={self.https_port} http={self.http_port}\n".encode())
             log.flush()
-            # CLI flags override hypercorn.toml's bind, insecure_bind, certfile and keyfile;
-            # everything else (ALPN h2, limits, workers, logging) comes from the toml.
+            # CLI flags override hypercorn.toml's bind, insecure_bind, certfile and keyfile
+            # (and whatever ``hypercorn_args`` names, e.g. a short --keep-alive); everything
+            # else (ALPN h2, limits, workers, logging) comes from the toml.
             self.process = subprocess.Popen(  # noqa: S603
                 [
                     str(VENV_BIN / "hypercorn"), "--config", "hypercorn.toml",
@@ -118,6 +120,7 @@ class ServerProcess:
                     "--insecure-bind", f"127.0.0.1:{self.http_port}",
                     "--certfile", str(self.instance / "cert.pem"),
                     "--keyfile", str(self.instance / "key.pem"),
+                    *self.hypercorn_args,
                     "app:create_app()",
                 ],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -194,6 +197,26 @@ class ServerProcess:
         self.stop()
         return self.start()
 
+    def worker_pid(self) -> int:
+        """The pid of Hypercorn's worker process (the master's child that serves requests)."""
+        assert self.process is not None, "not running"
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        for child in children:
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except FileNotFoundError:
+                continue
+            if b"spawn_main" in cmdline:  # multiprocessing's worker, not its resource tracker
+                return int(child)
+        raise AssertionError(f"no Hypercorn worker among the children {children} of {self.process.pid}")
+
+    def worker_rss_kib(self) -> int:
+        """The worker's resident memory (VmRSS) in KiB."""
+        for line in Path(f"/proc/{self.worker_pid()}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS in /proc/<pid>/status")
+
     def log_text(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
@@ -216,10 +239,13 @@ class ServerProcess:
 SETUP_LINK = re.compile(r"/setup/([A-Za-z0-9_\-]+)")
 
 
-def start_server(instance_dir: Path, *, env: Mapping[str, str] | None = None, name: str | None = None) -> ServerProcess:
+def start_server(
+    instance_dir: Path, *, env: Mapping[str, str] | None = None, name: str | None = None, hypercorn_args: Sequence[str] = (),
+) -> ServerProcess:
     """Prepare ``instance_dir`` with the project's CLI and start Hypercorn on free ports.
 
-    ``env`` adds ``MEDCHAT_*`` settings (e.g. ``{"MEDCHAT_SESSION_IDLE_SECONDS": "5"}``).
+    ``env`` adds ``MEDCHAT_*`` settings (e.g. ``{"MEDCHAT_SESSION_IDLE_SECONDS": "5"}``);
+    ``hypercorn_args`` adds command-line flags that win over hypercorn.toml (``["--keep-alive", "1"]``).
     The caller stops the server (``server.stop()``).
     """
     instance_dir.mkdir(parents=True, exist_ok=True)
@@ -236,7 +262,7 @@ def start_server(instance_dir: Path, *, env: Mapping[str, str] | None = None, na
     label = name or instance_dir.name
     server = ServerProcess(
         instance=instance_dir, https_port=https_port, http_port=http_port,
-        log_path=ARTIFACTS / f"hypercorn-{label}.log", env=server_env,
+        log_path=ARTIFACTS / f"hypercorn-{label}.log", env=server_env, hypercorn_args=list(hypercorn_args),
     )
     if server.log_path.exists():
         server.log_path.unlink()

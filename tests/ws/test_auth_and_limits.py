@@ -22,6 +22,15 @@ def cookie_header(client: Client) -> str:
     return "; ".join(f"{c.name}={c.value}" for c in jar)
 
 
+@pytest.mark.app_config(HTTPS_REDIRECT=True)
+async def test_a_cleartext_socket_is_403_when_https_is_required(people: People) -> None:
+    """The plain-HTTP port only redirects; a socket there is refused before the cookie is read."""
+    assert await refused(people.alice, scheme="ws") == 403
+    assert await refused(people.alice, scheme="ws", headers={"Origin": "http://localhost"}) == 403
+    async with ws_open(people.alice) as sock:  # wss: accepted
+        assert sock.hello["type"] == "hello"
+
+
 async def test_anonymous_is_401(client: Client) -> None:
     assert await refused(client) == 401
     assert await refused(client, "?after=0") == 401

@@ -131,10 +131,11 @@ async def ws_open(
     address: str | None = None,
     stall: bool = False,
     hello: bool = True,
+    scheme: str = "wss",
 ) -> AsyncIterator[Sock]:
     """Open /ws for ``client`` (its cookies), wait for ``hello`` and yield the socket."""
     conn = client.raw.websocket(
-        "/ws" + query, scheme="wss", headers=headers,
+        "/ws" + query, scheme=scheme, headers=headers,
         scope_base={"client": (address, 50000)} if address else None,
     )
     sock = Sock(conn)
@@ -163,10 +164,12 @@ def _stall_after_hello(conn: Any) -> None:
     conn._asgi_send = send
 
 
-async def refused(client: Client, query: str = "", *, headers: dict[str, str] | None = None, address: str | None = None) -> int:
+async def refused(
+    client: Client, query: str = "", *, headers: dict[str, str] | None = None, address: str | None = None, scheme: str = "wss",
+) -> int:
     """Try a handshake that must be refused before accept; the HTTP status."""
     try:
-        async with ws_open(client, query, headers=headers, address=address, hello=False) as sock:
+        async with ws_open(client, query, headers=headers, address=address, hello=False, scheme=scheme) as sock:
             frame = await sock.next()
     except WebsocketResponseError as exc:
         assert not sock.raw.accepted
