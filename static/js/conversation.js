@@ -274,7 +274,7 @@ export class Conversation {
   }
 
   replyLink(id) {
-    return h('a', { class: 'reply-link', href: `/chats/${this.id}?reply_to=${id}#compose`, 'aria-label': 'Reply to this message' }, 'Reply');
+    return h('a', { class: 'reply-link', href: `/chats/${this.id}?reply_to=${id}`, 'aria-label': 'Reply to this message' }, 'Reply');
   }
 
   /** Our pending message came back from the server with its id. */
