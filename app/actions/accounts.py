@@ -289,6 +289,12 @@ async def directory(svc: Services, query: str, *, include_inactive: bool = False
         return await staff.search_staff(s, query[:100], include_inactive=include_inactive, limit=limit)
 
 
+async def active_staff_named(svc: Services, usernames: list[str]) -> list[Staff]:
+    """The active accounts among ``usernames`` (unknown names are left out)."""
+    async with svc.db.reading() as s:
+        return [u for u in await staff.staff_by_usernames(s, usernames) if u.active]
+
+
 async def pending_invites(svc: Services) -> dict[int, datetime]:
     async with svc.db.reading() as s:
         return await invites.pending_invite_users(s, svc.clock.now())

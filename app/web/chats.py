@@ -10,11 +10,15 @@ from app.actions import accounts, chats
 from app.actions.errors import ActionError, NotFound
 from app.actions.frames import message_dict
 from app.lib.tokens import new_client_msg_id
-from app.store.records import ConversationSummary
+from app.store.records import ConversationSummary, Staff
 from app.web import confirmations
-from app.web.context import actor, id_arg, login_required, svc
+from app.web.context import actor, current_actor, id_arg, login_required, svc
 
 bp = Blueprint("chats", __name__)
+
+# Seconds past the idle timeout before a no-JS conversation page reloads itself, so that
+# the reload finds the session ended (the idle lock); see _conversation_page.
+IDLE_LOCK_MARGIN_SECONDS = 5
 
 
 def _int_arg(name: str) -> int | None:
@@ -54,8 +58,35 @@ async def open_direct() -> ResponseReturnValue:
 @login_required
 async def new_group() -> str:
     query = request.args.get("q", "")[:100]
-    people = [p for p in await accounts.directory(svc(), query, limit=200) if p.id != actor().user.id]
-    return await render_template("chats/new_group.html", people=people, q=query, error=None, title="", chosen=set())
+    return await _new_group_page(query, "", [], None)
+
+
+@bp.post("/chats/new-group")
+@login_required
+async def new_group_filter() -> str:
+    """The Filter button of the New-group form: the same form again, typed title and ticked
+    members kept (the button posts the whole form here with ``formaction``)."""
+    form = await request.form
+    return await _new_group_page(form.get("q", "")[:100], form.get("title", "")[:500], _chosen(form.getlist("members")), None)
+
+
+def _chosen(raw: list[str]) -> list[str]:
+    return [m[:64] for m in raw][: current_app.config["GROUP_MAX_MEMBERS"] + 1]
+
+
+async def _new_group_page(query: str, title: str, chosen: list[str], error: str | None) -> str:
+    """The form: colleagues matching ``query``, after the ones already ticked (whether they
+    match or not, so filtering never drops a choice)."""
+    me = actor().user.id
+    ticked = [p for p in await accounts.active_staff_named(svc(), chosen) if p.id != me]
+    ticked.sort(key=lambda p: (p.display_name, p.id))
+    ticked_ids = {p.id for p in ticked}
+    matching = [p for p in await accounts.directory(svc(), query, limit=200) if p.id != me and p.id not in ticked_ids]
+    people: list[Staff] = ticked + matching
+    return await render_template(
+        "chats/new_group.html", people=people, q=query, error=error, title=title,
+        chosen={p.username for p in ticked},
+    )
 
 
 @bp.post("/chats/group")
@@ -63,20 +94,27 @@ async def new_group() -> str:
 async def create_group() -> ResponseReturnValue:
     form = await request.form
     title = form.get("title", "")[:500]
-    members = [m[:64] for m in form.getlist("members")][: current_app.config["GROUP_MAX_MEMBERS"] + 1]
+    members = _chosen(form.getlist("members"))
     try:
         conv_id = await chats.do_create_group(svc(), actor(), title, members)
     except ActionError as exc:
         if exc.status != 400:
             raise
-        people = [p for p in await accounts.directory(svc(), "", limit=200) if p.id != actor().user.id]
-        return await render_template("chats/new_group.html", people=people, q="", error=exc.message, title=title, chosen=set(members)), 400
+        return await _new_group_page(form.get("q", "")[:100], title, members, exc.message), 400
     return redirect(url_for("chats.conversation", conversation_id=conv_id, _anchor="bottom"), 303)
 
 
 async def _conversation_page(conversation_id: int, *, body: str = "", client_msg_id: str | None = None, error: str | None = None, reply_to: int | None = None) -> str:
+    """The conversation: the chat list beside it, the messages, the compose form.
+
+    Without JavaScript the newest messages show in a frame (``message_pane``) that reloads
+    itself while this page, and the draft in its compose form, stay put. This page reloads
+    only once the session's idle timeout has passed (nothing here counts as activity after
+    this GET), so that reload finds the session ended and ends at the login page.
+    """
     before = _int_arg("before")
     auto = request.args.get("auto") == "1"
+    count = _int_arg("n") or 0
     # The list beside the conversation (two panes on a desktop) is read first, so the id the
     # script resumes from is never newer than anything the page shows.
     convs = await chats.list_conversations(svc(), actor().user)
@@ -92,13 +130,44 @@ async def _conversation_page(conversation_id: int, *, body: str = "", client_msg
     return await render_template(
         "chats/conversation.html", view=view, body=body, error=error, reply=reply,
         client_msg_id=client_msg_id or new_client_msg_id(), before=before,
-        refresh=current_app.config["NOSCRIPT_REFRESH_SECONDS"],
+        read_mark=view.my_last_read_id, framed=False,
+        pane_url=url_for("chats.message_pane", conversation_id=conversation_id, auto=1, since=view.my_last_read_id, _anchor="bottom"),
+        lock_after=current_app.config["SESSION_IDLE_SECONDS"] + IDLE_LOCK_MARGIN_SECONDS,
+        lock_url=url_for("chats.conversation", conversation_id=conversation_id, before=before, auto=1, n=count + 1),
         conversations=convs, current_id=conversation_id, last_id=_resume_point(convs),
         unread_total=sum(c.unread for c in convs if c.id != conversation_id),
         members=[
             {"id": m.user_id, "name": m.display_name, "read": m.last_read_id, "delivered": m.last_delivered_id}
             for m in view.detail.members
         ],
+    )
+
+
+@bp.get("/chats/<int:conversation_id>/pane")
+async def message_pane(conversation_id: int) -> ResponseReturnValue:
+    """The newest messages alone, for the frame of the no-JS conversation page.
+
+    It reloads itself every NOSCRIPT_REFRESH_SECONDS to a URL that differs each time (``n``
+    counts up): a refresh to the current URL plus a fragment is only an in-page jump in
+    Chromium and never fires again. Loaded with ``auto=1`` it is never activity, and it moves
+    only my "delivered" watermark. ``since`` is where the page around it found my read
+    watermark, so "New messages" stays where it was. The only page shown in a frame
+    (app/web/security.py FRAMEABLE_ENDPOINTS). Signed out, it says so with a link out of
+    the frame instead of a login page the frame would refuse to show.
+    """
+    if current_actor() is None:
+        return await render_template("chats/pane_signed_out.html", conversation_id=conversation_id)
+    since = _int_arg("since")
+    count = _int_arg("n") or 0
+    view = await chats.view_conversation(svc(), actor(), conversation_id, before_id=None, mark_read=False)
+    convs = await chats.list_conversations(svc(), actor().user)
+    return await render_template(
+        "chats/pane.html", view=view, before=None, framed=True,
+        read_mark=view.my_last_read_id if since is None else since,
+        refresh=current_app.config["NOSCRIPT_REFRESH_SECONDS"],
+        next_url=url_for("chats.message_pane", conversation_id=conversation_id, auto=1, since=since, n=count + 1, _anchor="bottom"),
+        updated=svc().clock.now(),
+        unread_elsewhere=sum(c.unread for c in convs if c.id != conversation_id),
     )
 
 

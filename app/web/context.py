@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast
+from urllib.parse import parse_qsl, urlencode
 
 from quart import current_app, g, has_request_context, redirect, request, url_for, websocket
 from werkzeug.exceptions import BadRequest, Forbidden
@@ -12,6 +13,10 @@ from werkzeug.exceptions import BadRequest, Forbidden
 from app.actions import Actor
 from app.lib.ids import IdError, parse_id
 from app.services import Services
+
+# Query parameters only an automatic no-JS refresh adds: they must not survive a login, where
+# ``auto=1`` would make the person's first page look like a refresh (no read receipt).
+REFRESH_ONLY_PARAMS = frozenset({"auto", "n"})
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -83,7 +88,8 @@ def safe_next(target: str | None) -> str:
     """A local path to go to after login; anything else becomes /chats.
 
     Browsers drop tabs and newlines inside URLs, so ``/<TAB>/evil.example`` would become
-    ``//evil.example``: white space and control characters are refused outright.
+    ``//evil.example``: white space and control characters are refused outright. The
+    parameters of an automatic refresh (``auto``, ``n``) are dropped.
     """
     if (
         target
@@ -92,5 +98,17 @@ def safe_next(target: str | None) -> str:
         and "\\" not in target
         and not any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in target)
     ):
-        return target
+        return _without_refresh_params(target)
     return "/chats"
+
+
+def _without_refresh_params(target: str) -> str:
+    path, sep, rest = target.partition("?")
+    if not sep:
+        return target
+    query, hash_sep, fragment = rest.partition("#")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if k not in REFRESH_ONLY_PARAMS]
+    if len(kept) == len(pairs):
+        return target
+    return path + ("?" + urlencode(kept) if kept else "") + hash_sep + fragment

@@ -22,6 +22,10 @@ CSP = (
     "font-src 'self'; connect-src 'self'; manifest-src 'self'; worker-src 'self'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+# The no-JS message pane is the one page MedChat itself shows in a frame (the open
+# conversation page without JavaScript): same-origin framing there, nowhere else.
+FRAMEABLE_ENDPOINTS = frozenset({"chats.message_pane"})
+CSP_SAME_ORIGIN_FRAME = CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
 PERMISSIONS = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
 
 
@@ -139,9 +143,10 @@ def check_websocket_host() -> None:
 
 async def add_headers(response: Response) -> Response:
     h = response.headers
-    h["Content-Security-Policy"] = CSP
+    framed = request.endpoint in FRAMEABLE_ENDPOINTS
+    h["Content-Security-Policy"] = CSP_SAME_ORIGIN_FRAME if framed else CSP
     h["X-Content-Type-Options"] = "nosniff"
-    h["X-Frame-Options"] = "DENY"
+    h["X-Frame-Options"] = "SAMEORIGIN" if framed else "DENY"
     h["Referrer-Policy"] = "no-referrer"
     h["Permissions-Policy"] = PERMISSIONS
     h["Cross-Origin-Opener-Policy"] = "same-origin"

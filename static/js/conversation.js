@@ -275,7 +275,9 @@ export class Conversation {
 
   quote(id, senderName, text) {
     return h('a', { class: 'quote', href: `#m${id}` },
-      h('span', { class: 'sender', dir: 'auto' }, senderName || ''), ' ', h('span', { class: 'quote-text', dir: 'auto' }, preview(text || '', 120)));
+      h('span', { class: 'sender', dir: 'auto' }, senderName || ''), ' ',
+      // A quote from before I joined comes without its text (as the page shows it).
+      h('span', { class: 'quote-text', dir: 'auto' }, senderName || text ? preview(text || '', 120) : 'an earlier message'));
   }
 
   renderMessage(m) {
@@ -294,7 +296,7 @@ export class Conversation {
   }
 
   replyLink(id) {
-    return h('a', { class: 'reply-link', href: `/chats/${this.id}?reply_to=${id}#compose`, 'aria-label': 'Reply to this message' }, 'Reply');
+    return h('a', { class: 'reply-link', href: `/chats/${this.id}?reply_to=${id}`, 'aria-label': 'Reply to this message' }, 'Reply');
   }
 
   /** Our pending message came back from the server with its id. */

@@ -23,7 +23,10 @@ pytestmark = pytest.mark.usefixtures("database_kind")
 SESSION_COOKIE = "__Host-medchat_session"
 NEW_PASSWORD = "lantern orchard velvet quarry"
 
-PROTECTED = [(rule, method) for rule, method in http_rules() if not is_public(rule)]
+# The no-JS message frame cannot show a login page (it refuses to be framed): it answers
+# with a signed-out note instead (tests/web/test_chats.py, the pane tests).
+FRAMED = {"/chats/<int:conversation_id>/pane"}
+PROTECTED = [(rule, method) for rule, method in http_rules() if not is_public(rule) and rule not in FRAMED]
 
 
 def session_cookie(client: Client) -> str | None:
@@ -137,6 +140,23 @@ async def test_login_next_is_local_only(client: Client, make_user: Any) -> None:
     assert r.headers["Location"] == "/chats"
     r = await client.submit("/login", {"username": "alice", "password": PASSWORD, "next": "/directory?q=a"}, page="/chats")
     assert r.headers["Location"] == "/directory?q=a"
+
+
+async def test_login_next_drops_the_automatic_refresh_parameters(client: Client, make_user: Any) -> None:
+    """A no-JS page that refreshed itself into the login page (``?auto=1&n=3``) must not send
+    the person on to a URL that marks nothing read: ``auto`` and ``n`` go, the rest stays."""
+    await make_user("alice")
+    first = await client.get("/chats/7?auto=1&n=3&before=40")
+    assert goes_to_login(first)
+    form_page = await client.get(first.headers["Location"])
+    html = await form_page.get_data(as_text=True)
+    assert 'name="next" value="/chats/7?before=40"' in html
+    r = await client.submit("/login", {"username": "alice", "password": PASSWORD, "next": "/chats/7?auto=1&n=3&before=40#bottom"}, page="/login")
+    assert r.headers["Location"] == "/chats/7?before=40#bottom"
+    r = await client.get("/login", query_string={"next": "/chats?auto=1"})
+    assert r.headers["Location"] == "/chats"
+    r = await client.get("/login", query_string={"next": "/directory?q=auto%3D1&auto=1"})
+    assert r.headers["Location"] == "/directory?q=auto%3D1"
 
 
 NASTY_NEXT = ["https://evil.example/", "//evil.example", "/\\evil.example", "/\t/evil.example", "/\n/evil.example", "/\r\n/x", " /x", "/\x00/x", "javascript:alert(1)"]

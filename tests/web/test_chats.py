@@ -59,7 +59,7 @@ async def send(client: Client, conv_id: int, body: str, *, client_msg_id: str | 
 
 
 async def page_html(client: Client, path: str) -> str:
-    r = await client.get(path)
+    r = await client.get(path.split("#")[0])  # a browser keeps the fragment to itself
     assert r.status_code == 200, (path, r.status_code)
     return await r.get_data(as_text=True)
 
@@ -153,11 +153,141 @@ async def test_noscript_refresh_uses_auto(login_as: Any) -> None:
     await login_as("bob")
     conv = await open_direct(alice, "bob")
     html = await page_html(alice, f"/chats/{conv}")
-    match = re.search(r'<noscript><meta http-equiv="refresh" content="(\d+);url=([^"]+)"></noscript>', html)
-    assert match
-    assert "auto=1" in match.group(2)
+    refresh = noscript_refresh(html)
+    assert "auto=1" in refresh[1]
+    assert "auto=1" in frame_src(html)
+    assert "auto=1" in pane_refresh(await page_html(alice, frame_src(html)))[1]
     listing = re.search(r'http-equiv="refresh" content="\d+;url=([^"]+)"', await page_html(alice, "/chats"))
     assert listing and "auto=1" in listing.group(1)
+
+
+# --- the no-JS conversation: a message frame that reloads, a form that does not -------------
+
+
+def noscript_refresh(html: str) -> tuple[int, str]:
+    """(seconds, URL) of the conversation page's own no-JS refresh: the idle lock."""
+    match = re.search(r'<noscript>(?:<link rel="stylesheet" href="[^"]+">)?<meta http-equiv="refresh" content="(\d+);url=([^"]+)"></noscript>', html)
+    assert match, "no noscript refresh in the page head"
+    return int(match.group(1)), htmllib.unescape(match.group(2))
+
+
+def frame_src(html: str) -> str:
+    match = re.search(r'<noscript><iframe class="pane-frame" src="([^"]+)" title="[^"]+"></iframe></noscript>', html)
+    assert match, "no message frame for browsers without JavaScript"
+    return htmllib.unescape(match.group(1))
+
+
+def pane_refresh(html: str) -> tuple[int, str]:
+    match = re.search(r'<meta http-equiv="refresh" content="(\d+);url=([^"]+)">', html)
+    assert match, "the pane does not refresh itself"
+    return int(match.group(1)), htmllib.unescape(match.group(2))
+
+
+async def test_message_pane_shows_new_messages_and_reloads_to_a_new_url_each_time(login_as: Any, svc: Services, clock: Any) -> None:
+    alice = await login_as("alice")
+    bob = await login_as("bob")
+    conv = await open_direct(bob, "alice")
+    await send(bob, conv, "first")
+    page = await page_html(alice, f"/chats/{conv}")
+    src = frame_src(page)
+    assert src.startswith(f"/chats/{conv}/pane?") and src.endswith("#bottom")
+    # The page's own list (for the script) and the stylesheet that hides it without JavaScript.
+    assert 'href="/static/css/nojs.css"' in page and bodies(page) == ["first"]
+
+    seen = [src.split("#")[0]]
+    url = src
+    for n, text in enumerate(["second", "third", "fourth"], start=1):
+        await send(bob, conv, text)
+        clock.advance(30)
+        r = await alice.get(url.split("#")[0])
+        assert r.status_code == 200
+        html = await r.get_data(as_text=True)
+        assert bodies(html) == ["first", "second", "third", "fourth"][: n + 1]
+        assert 'id="compose"' not in html and "<form" not in html  # the draft lives in the page around it
+        assert f"Updated {clock.now():%H:%M}" in html
+        seconds, url = pane_refresh(html)
+        assert seconds == 30
+        assert url.endswith("#bottom") and "auto=1" in url and f"n={n}" in url
+        seen.append(url.split("#")[0])
+    # Every refresh goes to a URL other than the current one: Chromium really reloads.
+    assert len(set(seen)) == len(seen)
+    # Shown in the frame counts as delivered, not read: the page's GET read only "first".
+    mine = await membership(svc, conv, "alice")
+    newest = (await all_messages(svc, conv))[-1].id
+    assert mine.last_delivered_id == newest and mine.last_read_id < newest
+    # "New messages" stays where the page around the frame found it (before "first"), though
+    # the page's GET has read "first" since.
+    html = await page_html(alice, url)
+    assert bodies(html.split('id="new"')[1]) == ["first", "second", "third", "fourth"]
+
+
+async def test_message_pane_headers_allow_same_origin_framing_there_only(login_as: Any) -> None:
+    alice = await login_as("alice")
+    await login_as("bob")
+    conv = await open_direct(alice, "bob")
+    pane = await alice.get(f"/chats/{conv}/pane?auto=1")
+    assert pane.status_code == 200
+    assert "frame-ancestors 'self'" in pane.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" not in pane.headers["Content-Security-Policy"]
+    assert pane.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert pane.headers["Cache-Control"] == "no-store"
+    for path in (f"/chats/{conv}", "/chats", "/login", f"/chats/{conv}/info", f"/chats/{conv}/messages.json?before=9"):
+        r = await alice.get(path)
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"], path
+        assert r.headers["X-Frame-Options"] == "DENY", path
+    outsider = await login_as("mallory")
+    missing = await outsider.get(f"/chats/{conv}/pane?auto=1")
+    assert missing.status_code == 404
+
+
+async def test_message_pane_links_leave_the_frame(login_as: Any, svc: Services) -> None:
+    alice = await login_as("alice")
+    await login_as("bob")
+    conv = await open_direct(alice, "bob")
+    for i in range(60):  # more than a page: an "Older messages" link
+        await send(alice, conv, f"line {i} https://lab.example/r/{i}")
+    html = await page_html(alice, f"/chats/{conv}/pane?auto=1")
+    newest = (await all_messages(svc, conv))[-1].id
+    # Reply opens the conversation page with the reply bar, not inside the frame, and without
+    # a #fragment (it would cancel the box's autofocus).
+    assert f'<a class="reply-link" href="/chats/{conv}?reply_to={newest}" target="_top"' in html
+    assert re.search(r'<p class="older"><a href="/chats/\d+\?before=\d+" target="_top">Older messages</a>', html)
+    assert 'target="_blank"' in html  # links in messages open a tab of their own
+    # The reply page: the reply bar, the cursor in the box, the frame again at its bottom.
+    page = await page_html(alice, f"/chats/{conv}?reply_to={newest}")
+    assert "Replying to" in page
+    assert re.search(r'<textarea id="body"[^>]* autofocus', page)
+    assert frame_src(page).endswith("#bottom")
+
+
+async def test_message_pane_never_counts_as_activity_and_says_when_signed_out(login_as: Any, clock: Any, app: Any) -> None:
+    alice = await login_as("alice")
+    await login_as("bob")
+    conv = await open_direct(alice, "bob")
+    page = await page_html(alice, f"/chats/{conv}")  # the person was here
+    url = frame_src(page)
+    elapsed = 0
+    while True:  # a refresh every 30 s, and nothing else
+        clock.advance(30)
+        elapsed += 30
+        r = await alice.get(url.split("#")[0])
+        html = await r.get_data(as_text=True)
+        if "signed out" in html or elapsed > 3600:
+            break
+        url = pane_refresh(html)[1]
+    assert elapsed == app.config["SESSION_IDLE_SECONDS"]  # the refreshes held nothing off
+    assert r.status_code == 200
+    assert "You have been signed out" in html and 'target="_top"' in html
+    assert f'href="/login?next=/chats/{conv}"' in html
+    assert "http-equiv=\"refresh\"" not in html  # nothing more to fetch
+    assert r.headers["X-Frame-Options"] == "SAMEORIGIN"
+    # The page around it reloads after the idle timeout: it finds the session ended.
+    seconds, lock = noscript_refresh(page)
+    assert seconds == app.config["SESSION_IDLE_SECONDS"] + 5
+    assert "auto=1" in lock and "n=1" in lock
+    ended = await alice.get(lock)
+    assert ended.status_code in (302, 303) and "/login" in ended.headers["Location"]
+    assert "auto" not in (await page_html(alice, ended.headers["Location"])).split('name="next"')[1][:60]
 
 
 # --- directory and direct chats ------------------------------------------------------------
@@ -287,6 +417,53 @@ async def test_group_needs_a_title(login_as: Any) -> None:
     r = await alice.submit("/chats/group", {"title": "Ward", "members": ["nobody"]}, page="/chats/new-group")
     assert r.status_code in (400, 404)
     assert chat_list(await page_html(alice, "/chats")) == []
+
+
+def ticked(html: str) -> list[str]:
+    return re.findall(r'<input type="checkbox" name="members" value="([^"]+)" checked>', html)
+
+
+def listed(html: str) -> list[str]:
+    return re.findall(r'<input type="checkbox" name="members" value="([^"]+)"', html)
+
+
+async def test_new_group_filter_keeps_the_title_and_the_ticked_members(login_as: Any, make_user: Any) -> None:
+    alice = await login_as("alice")
+    await make_user("bob", "Bob Registrar", job_title="Registrar")
+    await make_user("carol", "Carol Consultant", job_title="Consultant")
+    await make_user("dan", "Dan Pharmacist", job_title="Pharmacist", department="Pharmacy")
+    page = await page_html(alice, "/chats/new-group")
+    # One form: Filter posts it back to this page, Create group to /chats/group.
+    assert re.search(r'<button type="submit" form="new-group-form" formaction="/chats/new-group" formnovalidate>Filter</button>', page)
+    assert re.search(r'<input id="q" name="q" value="" maxlength="100" form="new-group-form">', page)
+    assert '<form method="post" action="/chats/group" class="stack" id="new-group-form">' in page
+    r = await alice.submit("/chats/new-group", {"title": "Bed 12 <team>", "members": ["bob"], "q": "Pharm"}, page="/chats/new-group")
+    assert r.status_code == 200
+    html = await r.get_data(as_text=True)
+    assert 'id="title" name="title" value="Bed 12 &lt;team&gt;"' in html
+    assert 'value="Pharm"' in html
+    # Bob was ticked and stays ticked though the filter does not match him; Dan matches.
+    assert ticked(html) == ["bob"]
+    assert listed(html) == ["bob", "dan"]
+    # Another filter, another tick: both kept; then Create group makes the group with both.
+    r = await alice.submit("/chats/new-group", {"title": "Bed 12 <team>", "members": ["bob", "dan"], "q": "carol"}, page="/chats/new-group")
+    html = await r.get_data(as_text=True)
+    assert ticked(html) == ["bob", "dan"] and listed(html) == ["bob", "dan", "carol"]
+    made = await alice.submit("/chats/group", {"title": "Bed 12 <team>", "members": ["bob", "dan", "carol"], "q": "carol"}, page="/chats/new-group")
+    assert made.status_code == 303
+    # A filter never creates anything, and an empty title does not stop it.
+    r = await alice.submit("/chats/new-group", {"title": "", "members": ["nobody", "alice"], "q": ""}, page="/chats/new-group")
+    assert r.status_code == 200 and ticked(await r.get_data(as_text=True)) == []
+    assert len(chat_list(await page_html(alice, "/chats"))) == 1
+
+
+async def test_new_group_error_keeps_the_ticked_members(login_as: Any, make_user: Any) -> None:
+    alice = await login_as("alice")
+    await make_user("bob")
+    r = await alice.submit("/chats/group", {"title": "  ", "members": ["bob"], "q": "zzz"}, page="/chats/new-group")
+    assert r.status_code == 400
+    html = await r.get_data(as_text=True)
+    assert ticked(html) == ["bob"] and 'value="zzz"' in html
 
 
 async def test_owner_leaving_hands_the_group_on(login_as: Any, svc: Services) -> None:
