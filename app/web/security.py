@@ -100,7 +100,8 @@ async def load_session() -> Any:
         if request.endpoint == "auth.login_submit":
             return None  # logging in over a dead cookie simply replaces it
         g.session_ended = True
-        if request.endpoint in _FETCHED_BY_THE_BROWSER:
+        if request.endpoint in _FETCHED_BY_THE_BROWSER or request.endpoint in FRAMEABLE_ENDPOINTS:
+            # The no-JS message frame says "signed out" itself: the login page refuses framing.
             return None
         target = request.args.get("next") if request.endpoint == "auth.login_form" else (request.full_path.rstrip("?") if request.method == "GET" else "/chats")
         return redirect(url_for("auth.login_form", next=safe_next(target), why=found.reason), 303)
