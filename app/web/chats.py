@@ -21,8 +21,8 @@ bp = Blueprint("chats", __name__)
 IDLE_LOCK_MARGIN_SECONDS = 5
 
 
-def _int_arg(name: str) -> int | None:
-    return id_arg(name, request.args.get(name))
+def _int_arg(name: str, *, minimum: int = 1) -> int | None:
+    return id_arg(name, request.args.get(name), minimum=minimum)
 
 
 @bp.get("/chats")
@@ -114,7 +114,7 @@ async def _conversation_page(conversation_id: int, *, body: str = "", client_msg
     """
     before = _int_arg("before")
     auto = request.args.get("auto") == "1"
-    count = _int_arg("n") or 0
+    count = _int_arg("n", minimum=0) or 0
     # The list beside the conversation (two panes on a desktop) is read first, so the id the
     # script resumes from is never newer than anything the page shows.
     convs = await chats.list_conversations(svc(), actor().user)
@@ -157,8 +157,8 @@ async def message_pane(conversation_id: int) -> ResponseReturnValue:
     """
     if current_actor() is None:
         return await render_template("chats/pane_signed_out.html", conversation_id=conversation_id)
-    since = _int_arg("since")
-    count = _int_arg("n") or 0
+    since = _int_arg("since", minimum=0)
+    count = _int_arg("n", minimum=0) or 0
     view = await chats.view_conversation(svc(), actor(), conversation_id, before_id=None, mark_read=False)
     convs = await chats.list_conversations(svc(), actor().user)
     return await render_template(

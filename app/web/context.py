@@ -26,17 +26,18 @@ def svc() -> Services:
     return cast(Services, current_app.extensions["medchat"])
 
 
-def id_arg(name: str, raw: str | None) -> int | None:
-    """An optional id from a query string or a form field: absent or empty is None.
+def id_arg(name: str, raw: str | None, *, minimum: int = 1) -> int | None:
+    """An optional id (or, with ``minimum`` 0, a watermark or counter) from a query string or
+    a form field: absent or empty is None.
 
     Anything but plain ASCII digits naming a possible id is a 400 (``app.lib.ids``).
     """
     if raw is None or raw == "":
         return None
     try:
-        return parse_id(raw)
+        return parse_id(raw, minimum=minimum)
     except IdError:
-        raise BadRequest(f"{name} must be a positive whole number.") from None
+        raise BadRequest(f"{name} must be a {'positive ' if minimum else ''}whole number.") from None
 
 
 def client_ip() -> str:

@@ -440,7 +440,7 @@ async def test_new_group_filter_keeps_the_title_and_the_ticked_members(login_as:
     r = await alice.submit("/chats/new-group", {"title": "Bed 12 <team>", "members": ["bob"], "q": "Pharm"}, page="/chats/new-group")
     assert r.status_code == 200
     html = await r.get_data(as_text=True)
-    assert 'id="title" name="title" value="Bed 12 &lt;team&gt;"' in html
+    assert 'id="title" name="title" dir="auto" value="Bed 12 &lt;team&gt;"' in html
     assert 'value="Pharm"' in html
     # Bob was ticked and stays ticked though the filter does not match him; Dan matches.
     assert ticked(html) == ["bob"]
