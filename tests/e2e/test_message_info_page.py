@@ -67,10 +67,11 @@ async def test_read_by_opens_message_info_live_and_without_js(server: ServerProc
     assert "Not delivered yet to 1 Tom Tran" in text
     await rita.screenshot(path=str(artifacts / "message-info-js.png"))  # docs/screenshots/message-info.png
 
-    # The same, without JavaScript: the link is on the page the server draws.
+    # The same, without JavaScript: the link is in the message frame the server draws, and
+    # opens the info page in the whole window.
     rita_terminal = await person(browser, server, "rita", js=False)
     await rita_terminal.goto(group_url)
-    link = rita_terminal.locator("#messages li.msg.mine").last.locator("a.ticks")
+    link = rita_terminal.frame_locator("iframe.pane-frame").locator("#messages li.msg.mine").last.locator("a.ticks")
     assert (await link.inner_text()).strip().endswith("Read by 1 of 2")
     async with rita_terminal.expect_navigation(url=re.compile(r"/messages/\d+/info$")):
         await link.click()

@@ -673,10 +673,10 @@ async def test_a_session_ended_elsewhere_sends_the_page_to_login_and_wipes_it(se
         phone.page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
         async with phone.page.expect_navigation():
             await phone.page.click("a:has-text('Sign out all my other sessions')")
-        assert len(phone.dialogs) == 1 and phone.dialogs[0].startswith("Sign out 1 other session?")
+        assert len(phone.dialogs) == 1 and re.match(r"Sign out \d+ other sessions?\?", phone.dialogs[0]), phone.dialogs
         assert "signed out at once" in phone.dialogs[0]
         phone.dialogs.clear()
-        assert "Signed out 1 session" in await phone.page.locator("main").inner_text()
+        assert re.search(r"Signed out \d+ sessions?", await phone.page.locator("main").inner_text())
         # The socket closes with 4401 within seconds; the page wipes and asks for a login.
         await ward.page.wait_for_url(re.compile(r"/login\?next="), timeout=TIMEOUT)
         left = await ward.page.evaluate(
