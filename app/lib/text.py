@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-from bleach.linkifier import TLDS, Linker, build_url_re
+from bleach.linkifier import TLDS, Linker
 from markupsafe import Markup, escape
 
 # C0/C1 control characters other than tab and newline, plus lone surrogates.
@@ -83,13 +83,26 @@ def _link_attrs(attrs: dict[tuple[str | None, str] | str, str], new: bool = Fals
 
 _CALLBACKS: list[Callable[..., dict[tuple[str | None, str] | str, str]]] = [_link_attrs]
 
-# bleach links bare names only under public top-level domains. A hospital's own systems
-# (http://10.1.2.3/lab, https://wiki.hospital.local/, https://pacs/) matter as much, so any
-# http(s) URL with an explicit scheme is linked too, whatever its host.
+# The one linking rule, shared with the script (static/js/dom.js: linkify) and checked on both
+# sides by one file of examples (tests/vectors/linkify.json):
+# - any http(s) URL with an explicit scheme, whatever its host: a hospital's own systems
+#   (http://10.1.2.3/lab, https://wiki.hospital.local/, https://pacs/) matter as much;
+# - a bare name (www.nhs.uk, nhs.uk/conditions) under a top-level domain bleach knows, or an
+#   intranet one (.local, .internal, .lan, .intranet); never an e-mail address, nor the
+#   host of another scheme (ftp://host/...);
+# - a URL ends at white space and at what a URL cannot hold as typed ({}|\^`<>"), then
+#   loses bleach's trailing ".", "," and an unbalanced ")".
+# bleach matches the text after escaping: "&lt;", "&gt;" and "&#34;" (< > ") end a path, while
+# "&amp;" and "&#39;" (& ') belong to it, as they do in the raw text the script matches.
+LINK_TLDS = sorted({*TLDS, "local", "internal", "lan", "intranet"})
+_PATH = r"""(?:[^\s{}|\\^`<>"&]|&amp;|&\#39;)*"""
 _URL_RE = re.compile(
-    r"""\(*(?:\bhttps?://[\w.-]+(?::[0-9]+)?(?:[/?#][^\s{}|\\^`<>"]*)?"""
-    r"|" + build_url_re(tlds=[*TLDS, "local", "internal", "lan", "intranet"], protocols=["http", "https"]).pattern + ")",
-    re.IGNORECASE | re.VERBOSE | re.UNICODE,
+    r"\(*(?:"
+    r"\bhttps?://[\w.-]+(?::[0-9]+)?(?:[/?\#]" + _PATH + ")?"
+    r"|\b(?<![@./])(?:https?:/{0,3}(?:(?:\w+:)?\w+@)?)?([\w-]+\.)+(?:" + "|".join(LINK_TLDS) + r")(?::[0-9]+)?(?!\.\w)\b"
+    r"(?:[/?]" + _PATH + ")?"
+    r")",
+    re.IGNORECASE | re.UNICODE,
 )
 _LINKER = Linker(callbacks=_CALLBACKS, parse_email=False, url_re=_URL_RE)
 

@@ -5,6 +5,7 @@
 import { ChatList } from './chatlist.js';
 import { setupConfirmations } from './confirm.js';
 import { Conversation } from './conversation.js';
+import { setupCopyButtons } from './copy.js';
 import { localiseTimes } from './dom.js';
 import { Notifier } from './notify.js';
 import { Outbox } from './outbox.js';
@@ -26,6 +27,7 @@ if (!me) {
 } else {
   registerServiceWorker();
   setupConfirmations();
+  setupCopyButtons();
   setupInstallButton();
   const root = document.querySelector('[data-last-id]');
   if (root && 'WebSocket' in window) startLive(root);

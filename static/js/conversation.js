@@ -116,6 +116,7 @@ export class Conversation {
       }
     });
     this.scrollInitially();
+    this.keepEndInView();
   }
 
   // --- sending ----------------------------------------------------------------------------
@@ -244,7 +245,9 @@ export class Conversation {
       preview: preview(li.querySelector('.body')?.textContent || '', 120),
     };
     this.renderReplyBar();
-    this.textarea?.focus();
+    // The bar takes its height from the message list: keep the message being answered in view.
+    this.keepInView(li);
+    this.textarea?.focus({ preventScroll: true });
   }
 
   renderReplyBar() {
@@ -482,6 +485,37 @@ export class Conversation {
 
   scrollToBottom() {
     if (this.scroller) this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  /** Scroll the list so that ``li`` is wholly visible (a little more when it is taller). */
+  keepInView(li) {
+    const s = this.scroller;
+    if (!s || !li) return;
+    const box = s.getBoundingClientRect();
+    const r = li.getBoundingClientRect();
+    const margin = 8;
+    if (r.bottom > box.bottom - margin) s.scrollTop += Math.min(r.bottom - box.bottom + margin, r.top - box.top - margin);
+    else if (r.top < box.top + margin) s.scrollTop -= box.top + margin - r.top;
+  }
+
+  /** When the list's box shrinks (the reply bar, an error line, a taller message box, the
+   * on-screen keyboard), a list that was at its end stays at its end, and the message being
+   * answered stays in view: the compose form must never cover the last message. */
+  keepEndInView() {
+    const s = this.scroller;
+    if (!s || !('ResizeObserver' in window)) return;
+    const atEnd = () => s.scrollHeight - s.scrollTop - s.clientHeight < 8;
+    this.atEnd = atEnd();
+    s.addEventListener('scroll', () => { this.atEnd = atEnd(); }, { passive: true });
+    let height = s.clientHeight;
+    new ResizeObserver(() => {
+      if (s.clientHeight === height) return;
+      const shrank = s.clientHeight < height;
+      height = s.clientHeight;
+      if (!shrank) return;
+      if (this.atEnd) this.scrollToBottom();
+      else if (this.reply) this.keepInView(document.getElementById(`m${this.reply.id}`));
+    }).observe(s);
   }
 
   scrollInitially() {

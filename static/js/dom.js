@@ -20,8 +20,84 @@ export function h(tag, props = {}, ...children) {
   return el;
 }
 
-const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+/gi;
-const TRAILING = /[.,;:!?)\]}'"]+$/;
+// Links: the server's rule (app/lib/text.py: render_body, bleach's linkify with MedChat's URL
+// pattern), ported so a message looks the same live and after a reload; one file of examples,
+// tests/vectors/linkify.json, is run against both. Any http(s) URL with a scheme, whatever its
+// host; a bare name (www.nhs.uk, nhs.uk/conditions) under a known top-level domain (bleach's list
+// plus the intranet ones); never an e-mail address nor the host of another scheme (ftp://). A URL ends at white space and at { } | \ ^ `
+// < > "; then bleach's trailing ".", "," and an unbalanced ")" are left out of it.
+// Python's \w, \s and \b are Unicode-aware and JavaScript's are not: they are spelled out.
+
+/** The top-level domains a bare name may end in: app/lib/text.py LINK_TLDS, in its order. */
+export const LINK_TLDS = (
+  'ac ad ae aero af ag ai al am an ao aq ar arpa as asia at au aw ax az ba bb bd be bf bg bh bi ' +
+  'biz bj bm bn bo br bs bt bv bw by bz ca cat cc cd cf cg ch ci ck cl cm cn co com coop cr cu cv ' +
+  'cx cy cz de dj dk dm do dz ec edu ee eg er es et eu fi fj fk fm fo fr ga gb gd ge gf gg gh gi ' +
+  'gl gm gn gov gp gq gr gs gt gu gw gy hk hm hn hr ht hu id ie il im in info int internal ' +
+  'intranet io iq ir is it je jm jo jobs jp ke kg kh ki km kn kp kr kw ky kz la lan lb lc li lk ' +
+  'local lr ls lt lu lv ly ma mc md me mg mh mil mk ml mm mn mo mobi mp mq mr ms mt mu museum mv ' +
+  'mw mx my mz na name nc ne net nf ng ni nl no np nr nu nz om org pa pe pf pg ph pk pl pm pn post ' +
+  'pr pro ps pt pw py qa re ro rs ru rw sa sb sc sd se sg sh si sj sk sl sm sn so sr ss st su sv ' +
+  'sx sy sz tc td tel tf tg th tj tk tl tm tn to tp tr travel tt tv tw tz ua ug uk us uy uz va vc ' +
+  've vg vi vn vu wf ws xn xxx ye yt yu za zm zw '
+).trim().split(' ');
+
+const WORD = String.raw`\p{L}\p{N}_`;
+const SPACE = String.raw`\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000`;
+const BOUNDARY = String.raw`(?:(?<=[${WORD}])(?![${WORD}])|(?<![${WORD}])(?=[${WORD}]))`;
+const PATH = String.raw`[^${SPACE}{}|\\^\x60<>"]*`;
+const URL_PATTERN = new RegExp(
+  String.raw`\(*(?:${BOUNDARY}https?:\/\/[${WORD}.\-]+(?::[0-9]+)?(?:[/?#]${PATH})?`
+  + String.raw`|${BOUNDARY}(?<![@./])(?:https?:\/{0,3}(?:(?:[${WORD}]+:)?[${WORD}]+@)?)?(?:[${WORD}\-]+\.)+(?:${LINK_TLDS.join('|')})`
+  + String.raw`(?::[0-9]+)?(?!\.[${WORD}])${BOUNDARY}(?:[/?]${PATH})?)`,
+  'giu',
+);
+const HAS_SCHEME = new RegExp(String.raw`^[${WORD}\-]+:\/{0,3}`, 'iu');
+
+/** bleach's strip_non_url_bits: opening "(" (with a closing one), an unbalanced ")", "." and ",". */
+function trimUrl(match) {
+  let url = match;
+  let prefix = '';
+  let suffix = '';
+  while (url) {
+    if (url.startsWith('(')) {
+      prefix += '(';
+      url = url.slice(1);
+      if (url.endsWith(')')) {
+        suffix = `)${suffix}`;
+        url = url.slice(0, -1);
+      }
+    } else if ((url.endsWith(')') && !url.includes('(')) || url.endsWith(',') || url.endsWith('.')) {
+      suffix = url.slice(-1) + suffix;
+      url = url.slice(0, -1);
+    } else break;
+  }
+  return { prefix, url, suffix };
+}
+
+/**
+ * One line of text as pieces: ``{text}`` and ``{url, href}`` (``href`` gets "http://" when the
+ * URL names no scheme), by the server's rule.
+ */
+export function linkify(line) {
+  const pieces = [];
+  let plain = '';
+  let last = 0;
+  for (const match of line.matchAll(URL_PATTERN)) {
+    const { prefix, url, suffix } = trimUrl(match[0]);
+    plain += line.slice(last, match.index) + prefix;
+    if (url) {
+      if (plain) pieces.push({ text: plain });
+      pieces.push({ url, href: HAS_SCHEME.test(url) ? url : `http://${url}` });
+      plain = '';
+    }
+    plain += suffix;
+    last = match.index + match[0].length;
+  }
+  plain += line.slice(last);
+  if (plain) pieces.push({ text: plain });
+  return pieces;
+}
 
 const FORMAT_CHARS = /\p{Cf}/gu;
 
@@ -34,20 +110,16 @@ export function visibleControls(text) {
   return text.replace(FORMAT_CHARS, (ch) => `[U+${ch.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}]`);
 }
 
-/** A message body as nodes: text, <br> for line breaks, and safe links for http(s) URLs. */
+/** A message body as nodes: text, <br> for line breaks, and links as the server draws them
+ * (``<a href rel target dir>``, format characters in the link text shown as "[U+202E]"). */
 export function bodyNodes(text) {
   const frag = document.createDocumentFragment();
   text.split('\n').forEach((line, index) => {
     if (index) frag.append(document.createElement('br'));
-    let last = 0;
-    for (const match of line.matchAll(URL_PATTERN)) {
-      const url = match[0].replace(TRAILING, '');
-      if (!url) continue;
-      frag.append(line.slice(last, match.index));
-      frag.append(h('a', { href: url, rel: 'noopener noreferrer nofollow', target: '_blank', dir: 'ltr' }, visibleControls(url)));
-      last = match.index + url.length;
+    for (const piece of linkify(line)) {
+      if (piece.url === undefined) frag.append(piece.text);
+      else frag.append(h('a', { href: piece.href, rel: 'noopener noreferrer nofollow', target: '_blank', dir: 'ltr' }, visibleControls(piece.url)));
     }
-    frag.append(line.slice(last));
   });
   return frag;
 }

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
 import pytest
 from markupsafe import Markup
 
-from app.lib.text import TextError, clean_body, clean_line, looks_blank, preview, render_body, visible_controls
+from app.lib.text import (
+    LINK_TLDS,
+    TextError,
+    clean_body,
+    clean_line,
+    looks_blank,
+    preview,
+    render_body,
+    visible_controls,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+LINKIFY_VECTORS = json.loads((ROOT / "tests" / "vectors" / "linkify.json").read_text())["cases"]
 
 CLINICAL = "K+ < 3.5 & BP > 140 <script>alert(1)</script>"
 
@@ -48,10 +66,11 @@ def test_render_keeps_line_breaks() -> None:
 
 
 def test_render_links_urls_safely() -> None:
-    html = str(render_body("see https://www.nhs.uk/conditions/sepsis/?a=1&b=<2> now"))
-    # The href is the URL as typed, escaped once (an attribute value decodes back to it).
-    link = '<a href="https://www.nhs.uk/conditions/sepsis/?a=1&amp;b=&lt;2&gt;" rel="noopener noreferrer nofollow" target="_blank" dir="ltr">'
-    assert html == "see " + link + "https://www.nhs.uk/conditions/sepsis/?a=1&amp;b=&lt;2&gt;</a> now"
+    html = str(render_body("see https://www.nhs.uk/conditions/sepsis/?a=1&b=2 <now>"))
+    # The href is the URL as typed, escaped once (an attribute value decodes back to it);
+    # "<" ends a URL, as the raw-text rule says (tests/vectors/linkify.json).
+    link = '<a href="https://www.nhs.uk/conditions/sepsis/?a=1&amp;b=2" rel="noopener noreferrer nofollow" target="_blank" dir="ltr">'
+    assert html == "see " + link + "https://www.nhs.uk/conditions/sepsis/?a=1&amp;b=2</a> &lt;now&gt;"
 
 
 @pytest.mark.parametrize(
@@ -192,3 +211,63 @@ def test_hebrew_and_arabic_render_intact() -> None:
 def test_visible_controls() -> None:
     assert visible_controls("a\u202eb\U000e0041c") == "a[U+202E]b[U+E0041]c"
     assert visible_controls("plain \u05e9") == "plain \u05e9"
+
+
+# --- one linking rule for the page and the script (tests/vectors/linkify.json) ----------------
+
+
+class _Shown(HTMLParser):
+    """What rendered HTML shows, as tests/vectors/linkify.json writes it: text and links."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.shown: list[Any] = []
+        self.link: dict[str, str] | None = None
+        self.after_br = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            found = dict(attrs)
+            # The page and the script draw the same link (static/js/dom.js: bodyNodes).
+            assert found == {"href": found["href"], "rel": "noopener noreferrer nofollow", "target": "_blank", "dir": "ltr"}
+            self.link = {"a": "", "href": found["href"] or ""}
+        elif tag == "br":
+            self.text("\n")
+            self.after_br = True
+        else:
+            raise AssertionError(f"unexpected <{tag}>")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self.link is not None:
+            self.shown.append(self.link)
+            self.link = None
+
+    def handle_data(self, data: str) -> None:
+        if self.after_br and data.startswith("\n"):  # render_body writes "<br>\n"
+            data = data[1:]
+        self.after_br = False
+        if self.link is not None:
+            self.link["a"] += data
+        elif data:
+            self.text(data)
+
+    def text(self, data: str) -> None:
+        if self.shown and isinstance(self.shown[-1], str):
+            self.shown[-1] += data
+        else:
+            self.shown.append(data)
+
+
+@pytest.mark.parametrize("case", LINKIFY_VECTORS, ids=[case["why"] for case in LINKIFY_VECTORS])
+def test_render_body_follows_the_shared_link_examples(case: dict[str, Any]) -> None:
+    parser = _Shown()
+    parser.feed(str(render_body(case["text"])))
+    parser.close()
+    assert parser.shown == case["shown"]
+
+
+def test_the_script_knows_the_same_top_level_domains() -> None:
+    source = (ROOT / "static" / "js" / "dom.js").read_text()
+    block = re.search(r"export const LINK_TLDS = \(\n(.*?)\n\)", source, re.DOTALL)
+    assert block, "static/js/dom.js has no LINK_TLDS"
+    assert " ".join(re.findall(r"'([^']*)'", block.group(1))).split() == LINK_TLDS
