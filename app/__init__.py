@@ -41,7 +41,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         broker=_make_broker(app.config),
         hub=hub,
         clock=clock,
-        passwords=PasswordHashing(
+        # Tests may hand in a cheaper hasher object (the settings themselves refuse low costs);
+        # tests/actions/test_accounts_actions.py and tests/test_cli.py prove the real ones.
+        passwords=app.config.get("PASSWORD_HASHING") or PasswordHashing(
             app.config["ARGON2_MEMORY_KIB"], app.config["ARGON2_TIME_COST"], app.config["ARGON2_PARALLELISM"]
         ),
         message_buckets=TokenBuckets(

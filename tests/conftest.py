@@ -20,10 +20,15 @@ from quart import Quart
 from app import create_app
 from app.actions.accounts import StaffFields, create_user_with_password
 from app.lib.clock import FrozenClock
+from app.lib.passwords import PasswordHashing
 from app.realtime.events import Event
 from app.services import Services
 from app.store.db import Database
 from tests.support import PASSWORD, PG_URL, Client, _pg_admin, _pg_exec
+
+# argon2id at its real cost (m=19 MiB, t=2) takes ~60 ms a hash here; every test creates
+# and logs in several people. Tests hash cheaply; two tests prove the production cost.
+FAST_HASHING = PasswordHashing(memory_kib=8, time_cost=1, parallelism=1)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -96,6 +101,7 @@ def app_config(tmp_path: Path, database_url: str, clock: FrozenClock) -> dict[st
         "DATABASE_URL": database_url,
         "CLOCK": clock,
         "RECORD_EVENTS": True,
+        "PASSWORD_HASHING": FAST_HASHING,
         "MIGRATE_ON_START": False,
         # Presence frames at once, so tests need not wait for a batch (tests/ws/test_hub.py
         # covers batching).

@@ -40,6 +40,12 @@ async def audit_log(svc: Services) -> list[tuple[str, str, str]]:
 # --- passwords ----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def production_hashing(app_config: dict[str, Any]) -> None:
+    app_config.pop("PASSWORD_HASHING", None)
+
+
+@pytest.mark.usefixtures("production_hashing")
 async def test_password_is_hashed_with_argon2id(svc: Services, make_user: Any) -> None:
     await make_user("alice")
     hashed = await stored_hash(svc, "alice")
