@@ -50,6 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "PAGE_SIZE": 50,
     "GROUP_TITLE_MAX_CHARS": 100,
     "GROUP_MAX_MEMBERS": 1000,
+    # The staff directory and the lists to pick group members from: people per page.
+    "DIRECTORY_PAGE_SIZE": 25,
     # Pages without JavaScript show times in this zone (None: this machine's zone); with
     # JavaScript the browser's zone. Storage is always UTC.
     "DISPLAY_TIMEZONE": None,

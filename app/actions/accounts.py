@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.actions import Actor
+from app.actions import Actor, live
 from app.actions.errors import ActionError, Forbidden, NotFound
+from app.actions.live import Presence
 from app.lib.clock import as_utc
 from app.lib.passwords import password_problem
 from app.lib.text import TextError, clean_line
@@ -20,7 +22,7 @@ from app.realtime.events import Event
 from app.services import Services
 from app.store import audit, invites, sessions, staff
 from app.store.models import User
-from app.store.records import AuditRecord, Staff
+from app.store.records import AuditRecord, Staff, StaffPage
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 ROLES = ("admin", "member")
@@ -284,9 +286,62 @@ async def get_staff(svc: Services, user_id: int) -> Staff | None:
         return await staff.get_staff(s, user_id)
 
 
-async def directory(svc: Services, query: str, *, include_inactive: bool = False, limit: int = 50) -> list[Staff]:
+async def find_staff(svc: Services, query: str, *, include_inactive: bool = False, limit: int = 50) -> list[Staff]:
+    """Staff matching ``query``, at most ``limit`` (the administrators' staff list)."""
     async with svc.db.reading() as s:
         return await staff.search_staff(s, query[:100], include_inactive=include_inactive, limit=limit)
+
+
+# Pages beyond this are refused: 25 000 people at 25 a page, far more than a hospital has.
+DIRECTORY_MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Directory:
+    """A page of the staff directory (or of a list to pick group members from).
+
+    ``pinned`` are shown above the page whatever the search (the people already ticked) and
+    are not on any page. ``presence`` holds only the people, among those shown, who share
+    presence with the viewer (``live.shared_presence``); nobody else's is ever looked up.
+    """
+
+    found: StaffPage
+    pinned: list[Staff]
+    departments: list[str]
+    department: str
+    presence: dict[int, Presence]
+
+
+async def directory(
+    svc: Services,
+    viewer: Staff,
+    query: str,
+    *,
+    department: str = "",
+    page: int = 1,
+    pinned: list[Staff] | None = None,
+    exclude_ids: Collection[int] = (),
+) -> Directory:
+    """One page of the active staff whose name, username, department or job title matches
+    every word of ``query``, in ``department`` (one that exists; "" is every department).
+
+    Refuses a department no active colleague belongs to and a page past DIRECTORY_MAX_PAGE.
+    """
+    if page > DIRECTORY_MAX_PAGE:
+        raise ActionError("bad_page", f"There are at most {DIRECTORY_MAX_PAGE} pages.", field="page")
+    pinned = pinned or []
+    left_out = {*exclude_ids, *(p.id for p in pinned)}
+    async with svc.db.reading() as s:
+        known = await staff.departments(s)
+        if department and department not in known:
+            raise ActionError("bad_department", "There is no such department.", field="department")
+        found = await staff.staff_page(
+            s, query[:100], department=department or None, page=page,
+            per_page=svc.config["DIRECTORY_PAGE_SIZE"], exclude_ids=left_out,
+        )
+    shown = [p.id for p in pinned] + [p.id for p in found.people]
+    presence = await live.shared_presence(svc, viewer.id, shown)
+    return Directory(found=found, pinned=pinned, departments=known, department=department, presence=presence)
 
 
 async def active_staff_named(svc: Services, usernames: list[str]) -> list[Staff]:

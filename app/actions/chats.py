@@ -231,6 +231,8 @@ async def do_add_members(svc: Services, actor: Actor, conversation_id: int, user
     now = svc.clock.now()
     async with svc.db.transaction() as s:
         detail = await _group_for_admin(s, conversation_id, actor)
+        if not any(u.strip() for u in usernames):
+            raise ActionError("no_members", "Tick the colleagues to add first.", field="members")
         current = {m.user_id for m in detail.members}
         new = [u for u in await _resolve_usernames(s, usernames) if u.id not in current]
         if not new:

@@ -47,6 +47,16 @@ def clean_body(raw: str, max_chars: int) -> str:
     return text
 
 
+SEARCH_MAX_WORDS = 5
+
+
+def search_words(raw: str) -> list[str]:
+    """The words of a search box: control characters and lone surrogates are only gaps
+    (PostgreSQL refuses a NUL in a string, SQLite would store it), at most
+    ``SEARCH_MAX_WORDS`` words, in NFC like the names they are looked for in."""
+    return unicodedata.normalize("NFC", _FORBIDDEN.sub(" ", raw)).split()[:SEARCH_MAX_WORDS]
+
+
 def clean_line(raw: str, max_chars: int, what: str) -> str:
     """Return a one-line field (a name, a title) trimmed and checked, or raise ``TextError``."""
     text = unicodedata.normalize("NFC", raw).strip()

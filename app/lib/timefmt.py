@@ -44,6 +44,20 @@ def when_label(value: datetime, now: datetime, zone: tzinfo, *, with_time: bool 
     return f"{day} {clock}" if with_time else day
 
 
+def last_seen_label(value: datetime, now: datetime, zone: tzinfo) -> str:
+    """Presence on a page: "last seen today at 07:02", "... yesterday at 18:10", "... 3 Nov at
+    09:15" (the script's own words for it, static/js/dom.js lastSeenLabel)."""
+    local, today = as_utc(value).astimezone(zone), as_utc(now).astimezone(zone)
+    days = (today.date() - local.date()).days
+    if days <= 0:
+        day = "today"
+    elif days == 1:
+        day = "yesterday"
+    else:
+        day = when_label(value, now, zone, with_time=False)
+    return f"last seen {day} at {local.strftime('%H:%M')}"
+
+
 def day_label(value: datetime, now: datetime, zone: tzinfo) -> str:
     """The day separator in a conversation: "Today", "Yesterday", "Monday", "Monday 3 November 2026"."""
     local, today = as_utc(value).astimezone(zone), as_utc(now).astimezone(zone)

@@ -29,12 +29,19 @@ def alembic_config(url: str) -> AlembicConfig:
     return cfg
 
 
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # SQLite's own lower() folds ASCII only: "Ärztin" would never match "ärztin" in the
+    # staff search. Python's does every script, like PostgreSQL's.
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
     cursor.close()
 
 

@@ -29,6 +29,19 @@ class Staff:
 
 
 @dataclass(frozen=True)
+class StaffPage:
+    """One page of a staff search: numbered from 1; ``has_next`` if another page follows."""
+
+    people: list[Staff]
+    page: int
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+
+@dataclass(frozen=True)
 class SessionInfo:
     id: str  # the SHA-256 of the cookie's session id
     user_id: int

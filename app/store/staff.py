@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib.clock import as_utc
+from app.lib.text import search_words
 from app.store.models import User
-from app.store.records import Staff
+from app.store.records import Staff, StaffPage
 
 
 def to_staff(row: User) -> Staff:
@@ -83,25 +85,63 @@ async def add_user(
     return row
 
 
-async def search_staff(
-    s: AsyncSession, query: str, *, limit: int = 50, include_inactive: bool = False
-) -> list[Staff]:
-    """Find staff by name, username, department or job title (case-insensitive)."""
-    stmt = select(User).order_by(User.display_name, User.id).limit(limit)
+def _search(query: str, *, department: str | None = None, include_inactive: bool = False) -> Select[User]:
+    """Staff whose name, username, department or job title holds every word of ``query``
+    (case-insensitive; at most five words), in ``department`` if given, by name."""
+    stmt = select(User).order_by(User.display_name, User.id)
     if not include_inactive:
         stmt = stmt.where(User.active.is_(True))
-    words = query.split()
-    for word in words[:5]:
+    if department is not None:
+        stmt = stmt.where(User.department == department)
+    for word in search_words(query):
         pattern = "%" + word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         stmt = stmt.where(
             or_(
                 func.lower(User.display_name).like(pattern, escape="\\"),
-                User.username.like(pattern, escape="\\"),
+                func.lower(User.username).like(pattern, escape="\\"),
                 func.lower(User.department).like(pattern, escape="\\"),
                 func.lower(User.job_title).like(pattern, escape="\\"),
             )
         )
+    return stmt
+
+
+async def search_staff(
+    s: AsyncSession, query: str, *, limit: int = 50, include_inactive: bool = False
+) -> list[Staff]:
+    """Find staff by name, username, department or job title (case-insensitive)."""
+    stmt = _search(query, include_inactive=include_inactive).limit(limit)
     return [to_staff(r) for r in (await s.execute(stmt)).scalars()]
+
+
+async def staff_page(
+    s: AsyncSession,
+    query: str,
+    *,
+    department: str | None,
+    page: int,
+    per_page: int,
+    exclude_ids: Collection[int] = (),
+) -> StaffPage:
+    """One page (numbered from 1) of the active staff matching ``query`` and ``department``,
+    by name; ``exclude_ids`` are left out (people already listed above the page)."""
+    stmt = _search(query, department=department)
+    if exclude_ids:
+        stmt = stmt.where(User.id.notin_(list(exclude_ids)))
+    stmt = stmt.offset((page - 1) * per_page).limit(per_page + 1)
+    rows = [to_staff(r) for r in (await s.execute(stmt)).scalars()]
+    return StaffPage(people=rows[:per_page], page=page, has_next=len(rows) > per_page)
+
+
+async def departments(s: AsyncSession) -> list[str]:
+    """The departments active staff belong to, sorted (the directory's filter offers these)."""
+    rows = await s.execute(
+        select(User.department)
+        .where(User.active.is_(True), User.department != "")
+        .distinct()
+        .order_by(User.department)
+    )
+    return list(rows.scalars())
 
 
 async def clear_failures(s: AsyncSession, user_id: int) -> None:

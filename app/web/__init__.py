@@ -16,7 +16,7 @@ from app.lib.clock import as_utc
 from app.lib.devices import describe_device
 from app.lib.ids import IdError, parse_id
 from app.lib.text import preview, render_body
-from app.lib.timefmt import day_label, display_zone, when_label
+from app.lib.timefmt import day_label, display_zone, last_seen_label, when_label
 from app.web.context import client_ip, current_actor, svc
 from app.web.security import cookie_name, register_security
 
@@ -101,6 +101,7 @@ def register_web(app: Quart) -> None:
     app.jinja_env.filters["hhmm"] = lambda v: local(v).strftime("%H:%M")
     app.jinja_env.filters["day"] = lambda v: day_label(v, now(), zone)
     app.jinja_env.filters["when"] = lambda v: when_label(v, now(), zone)
+    app.jinja_env.filters["last_seen"] = lambda v: last_seen_label(v, now(), zone)
     app.jinja_env.filters["list_when"] = lambda v: when_label(v, now(), zone, with_time=False)
     app.jinja_env.filters["stamp"] = lambda v: local(v).strftime("%Y-%m-%d %H:%M:%S %Z")
     app.jinja_env.filters["device"] = describe_device

@@ -35,7 +35,7 @@ def _link(path: str) -> str:
 @admin_required
 async def staff_list() -> str:
     query = request.args.get("q", "")[:100]
-    people = await accounts.directory(svc(), query, include_inactive=True, limit=500)
+    people = await accounts.find_staff(svc(), query, include_inactive=True, limit=500)
     pending = await accounts.pending_invites(svc())
     return await render_template("admin/staff.html", people=people, pending=pending, q=query, error=None, values={}, now=svc().clock.now())
 
@@ -50,7 +50,7 @@ async def create_staff() -> str | tuple[str, int]:
     except ActionError as exc:
         if exc.status != 400:
             raise
-        people = await accounts.directory(svc(), "", include_inactive=True, limit=500)
+        people = await accounts.find_staff(svc(), "", include_inactive=True, limit=500)
         pending = await accounts.pending_invites(svc())
         return await render_template("admin/staff.html", people=people, pending=pending, q="", error=exc.message, values=values, now=svc().clock.now()), 400
     link = _link(url_for("auth.invite", token=token))

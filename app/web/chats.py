@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from quart import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest
 
 from app.actions import accounts, chats
+from app.actions.chats import GROUP_ADMIN_ROLES
 from app.actions.errors import ActionError, NotFound
 from app.actions.frames import message_dict
 from app.lib.tokens import new_client_msg_id
@@ -38,12 +42,40 @@ def _resume_point(convs: list[ConversationSummary]) -> int:
     return max((c.last_message.id for c in convs if c.last_message), default=0)
 
 
+def _search_args(source: MultiDict[str, str]) -> tuple[str, str, int]:
+    """The search words, department and page number of a staff list, from a query string
+    or a form (the page goes through the one id parser: anything odd is a 400)."""
+    page = id_arg("page", source.get("page")) or 1
+    if page > accounts.DIRECTORY_MAX_PAGE:
+        raise BadRequest(f"page must be at most {accounts.DIRECTORY_MAX_PAGE}.")
+    return source.get("q", "")[:100], source.get("department", "")[:100], page
+
+
+def _search_params(query: str, department: str, page: int) -> dict[str, Any]:
+    """The query string of a directory link: only what is set, so links stay short."""
+    params: dict[str, Any] = {}
+    if query:
+        params["q"] = query
+    if department:
+        params["department"] = department
+    if page > 1:
+        params["page"] = page
+    return params
+
+
 @bp.get("/directory")
 @login_required
 async def directory() -> str:
-    query = request.args.get("q", "")[:100]
-    people = await accounts.directory(svc(), query)
-    return await render_template("chats/directory.html", people=people, q=query)
+    """The staff directory: search, a department filter, pages of DIRECTORY_PAGE_SIZE, and
+    presence where it is shared with me. Plain GET form and links, no script needed."""
+    query, department, page = _search_args(request.args)
+    found = await accounts.directory(svc(), actor().user, query, department=department, page=page)
+    here = found.found
+    return await render_template(
+        "chats/directory.html", found=found, q=query, department=department,
+        previous_url=url_for("chats.directory", **_search_params(query, department, page - 1)) if here.has_previous else None,
+        next_url=url_for("chats.directory", **_search_params(query, department, page + 1)) if here.has_next else None,
+    )
 
 
 @bp.post("/chats/direct")
@@ -57,34 +89,40 @@ async def open_direct() -> ResponseReturnValue:
 @bp.get("/chats/new-group")
 @login_required
 async def new_group() -> str:
-    query = request.args.get("q", "")[:100]
-    return await _new_group_page(query, "", [], None)
+    query, department, page = _search_args(request.args)
+    return await _new_group_page(query, department, page, "", [], None)
 
 
 @bp.post("/chats/new-group")
 @login_required
 async def new_group_filter() -> str:
-    """The Filter button of the New-group form: the same form again, typed title and ticked
-    members kept (the button posts the whole form here with ``formaction``)."""
+    """The Filter, Previous and Next buttons of the New-group form: the same form again,
+    typed title and ticked members kept (the buttons post the whole form here with
+    ``formaction``; Previous and Next add their ``page``)."""
     form = await request.form
-    return await _new_group_page(form.get("q", "")[:100], form.get("title", "")[:500], _chosen(form.getlist("members")), None)
+    query, department, page = _search_args(form)
+    return await _new_group_page(query, department, page, form.get("title", "")[:500], _chosen(form.getlist("members")), None)
 
 
 def _chosen(raw: list[str]) -> list[str]:
     return [m[:64] for m in raw][: current_app.config["GROUP_MAX_MEMBERS"] + 1]
 
 
-async def _new_group_page(query: str, title: str, chosen: list[str], error: str | None) -> str:
-    """The form: colleagues matching ``query``, after the ones already ticked (whether they
-    match or not, so filtering never drops a choice)."""
-    me = actor().user.id
-    ticked = [p for p in await accounts.active_staff_named(svc(), chosen) if p.id != me]
+async def _ticked(chosen: list[str], left_out: set[int]) -> list[Staff]:
+    """The active colleagues named in ``chosen`` (by name), but those in ``left_out``."""
+    ticked = [p for p in await accounts.active_staff_named(svc(), chosen) if p.id not in left_out]
     ticked.sort(key=lambda p: (p.display_name, p.id))
-    ticked_ids = {p.id for p in ticked}
-    matching = [p for p in await accounts.directory(svc(), query, limit=200) if p.id != me and p.id not in ticked_ids]
-    people: list[Staff] = ticked + matching
+    return ticked
+
+
+async def _new_group_page(query: str, department: str, page: int, title: str, chosen: list[str], error: str | None) -> str:
+    """The form: the colleagues already ticked (whether they match or not, so filtering
+    never drops a choice), then a page of those matching the search."""
+    me = actor().user
+    ticked = await _ticked(chosen, {me.id})
+    found = await accounts.directory(svc(), me, query, department=department, page=page, pinned=ticked, exclude_ids={me.id})
     return await render_template(
-        "chats/new_group.html", people=people, q=query, error=error, title=title,
+        "chats/new_group.html", found=found, q=query, department=department, error=error, title=title,
         chosen={p.username for p in ticked},
     )
 
@@ -100,7 +138,8 @@ async def create_group() -> ResponseReturnValue:
     except ActionError as exc:
         if exc.status != 400:
             raise
-        return await _new_group_page(form.get("q", "")[:100], title, members, exc.message), 400
+        query, department, page = _search_args(form)
+        return await _new_group_page(query, department, page, title, members, exc.message), 400
     return redirect(url_for("chats.conversation", conversation_id=conv_id, _anchor="bottom"), 303)
 
 
@@ -222,15 +261,36 @@ async def message_info(conversation_id: int, message_id: int) -> str:
     return await render_template("chats/message_info.html", info=info, conversation_id=conversation_id)
 
 
-@bp.get("/chats/<int:conversation_id>/info")
+# One rule for both methods, so a bad id is a 404 for both (two rules make it a 405).
+@bp.route("/chats/<int:conversation_id>/info", methods=["GET", "POST"])
 @login_required
 async def info(conversation_id: int) -> str:
-    return await _info_page(conversation_id, None)
+    """The conversation's details. POST is the Filter, Previous and Next buttons of the
+    Add-colleagues form: the page again with the ticked colleagues kept (the buttons post
+    the whole form here with ``formaction``); it changes nothing."""
+    if request.method == "GET":
+        query, department, page = _search_args(request.args)
+        return await _info_page(conversation_id, None, query=query, department=department, page=page)
+    form = await request.form
+    query, department, page = _search_args(form)
+    return await _info_page(conversation_id, None, query=query, department=department, page=page, chosen=_chosen(form.getlist("username")))
 
 
-async def _info_page(conversation_id: int, error: str | None) -> str:
-    detail = await chats.conversation_detail(svc(), actor().user, conversation_id)
-    return await render_template("chats/info.html", detail=detail, mine=detail.member(actor().user.id), error=error)
+async def _info_page(conversation_id: int, error: str | None, *, query: str = "", department: str = "", page: int = 1, chosen: list[str] | None = None) -> str:
+    """The conversation's details; for a group admin, the list to add colleagues from:
+    those ticked first, then a page of the search, members shown as such and not tickable."""
+    me = actor().user
+    detail = await chats.conversation_detail(svc(), me, conversation_id)
+    mine = detail.member(me.id)
+    found = None
+    if detail.kind == "group" and mine is not None and mine.role in GROUP_ADMIN_ROLES:
+        member_ids = {m.user_id for m in detail.members}
+        ticked = await _ticked(chosen or [], member_ids)
+        found = await accounts.directory(svc(), me, query, department=department, page=page, pinned=ticked)
+    return await render_template(
+        "chats/info.html", detail=detail, mine=mine, error=error, found=found, query=query, department=department,
+        chosen={p.username for p in found.pinned} if found else set(), member_ids={m.user_id for m in detail.members},
+    )
 
 
 @bp.post("/chats/<int:conversation_id>/rename")
@@ -256,7 +316,8 @@ async def add_members(conversation_id: int) -> ResponseReturnValue:
     except ActionError as exc:
         if exc.status != 400:
             raise
-        return await _info_page(conversation_id, exc.message), 400
+        query, department, page = _search_args(form)
+        return await _info_page(conversation_id, exc.message, query=query, department=department, page=page, chosen=_chosen(names)), 400
     return redirect(url_for("chats.info", conversation_id=conversation_id), 303)
 
 

@@ -189,7 +189,7 @@ async def test_deactivation_ends_sessions_and_publishes(svc: Services, make_user
     assert await auth.resolve_session(svc, two.token, activity=True) is None
     with pytest.raises(LoginFailed):
         await auth.do_login(svc, "bob", PASSWORD, "", "")
-    assert "bob" not in [p.username for p in await accounts.directory(svc, "")]
+    assert "bob" not in [p.username for p in await accounts.find_staff(svc, "")]
     await accounts.do_set_active(svc, actor_for(root), one.user.id, True)
     assert (await auth.do_login(svc, "bob", PASSWORD, "", "")).user.active
 
@@ -310,7 +310,7 @@ async def test_concurrent_setup_makes_one_admin(svc: Services) -> None:
     made = [r for r in results if isinstance(r, Staff)]
     assert len(made) == 1, results
     assert all(isinstance(r, NotFound) for r in results if not isinstance(r, Staff))
-    assert len(await accounts.directory(svc, "root")) == 1
+    assert len(await accounts.find_staff(svc, "root")) == 1
 
 
 @pytest.mark.parametrize("purpose", ["invite", "reset"])
@@ -319,7 +319,7 @@ async def test_deactivation_cancels_outstanding_links(svc: Services, make_user: 
         user, token = await accounts.do_create_staff(svc, actor_for(root), StaffFields("carol", "Carol Jones"))
     else:
         await make_user("carol")
-        user, token = await accounts.do_reset_password(svc, actor_for(root), (await accounts.directory(svc, "carol"))[0].id)
+        user, token = await accounts.do_reset_password(svc, actor_for(root), (await accounts.find_staff(svc, "carol"))[0].id)
     assert await accounts.invite_for(svc, token) is not None
     await accounts.do_set_active(svc, actor_for(root), user.id, False)
     await accounts.do_set_active(svc, actor_for(root), user.id, True)

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.lib.devices import describe_device
-from app.lib.timefmt import day_label, display_zone, when_label
+from app.lib.timefmt import day_label, display_zone, last_seen_label, when_label
 
 NOW = datetime(2026, 12, 3, 10, 42, tzinfo=UTC)  # a Thursday
 LONDON = ZoneInfo("Europe/London")
@@ -59,3 +59,19 @@ def test_display_zone_defaults_to_the_machines() -> None:
 )
 def test_device_names(agent: str, name: str) -> None:
     assert describe_device(agent) == name
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [
+        (datetime(2026, 12, 3, 7, 2, tzinfo=UTC), "last seen today at 07:02"),
+        (datetime(2026, 12, 2, 18, 10, tzinfo=UTC), "last seen yesterday at 18:10"),
+        (datetime(2026, 11, 30, 9, 15, tzinfo=UTC), "last seen Monday at 09:15"),
+        (datetime(2025, 11, 3, 9, 15, tzinfo=UTC), "last seen 3 Nov 2025 at 09:15"),
+        (datetime(2026, 12, 2, 23, 30, tzinfo=UTC), "last seen yesterday at 23:30"),
+    ],
+)
+def test_last_seen_label(value: datetime, label: str) -> None:
+    assert last_seen_label(value, NOW, UTC) == label
+    # Days are the zone's: 23:30 UTC on the 2nd is already the 3rd in Tokyo.
+    assert last_seen_label(datetime(2026, 12, 2, 23, 30, tzinfo=UTC), NOW, ZoneInfo("Asia/Tokyo")) == "last seen today at 08:30"

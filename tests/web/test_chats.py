@@ -419,12 +419,23 @@ async def test_group_needs_a_title(login_as: Any) -> None:
     assert chat_list(await page_html(alice, "/chats")) == []
 
 
-def ticked(html: str) -> list[str]:
-    return re.findall(r'<input type="checkbox" name="members" value="([^"]+)" checked>', html)
+def checkboxes(html: str, name: str = "members") -> list[tuple[str, bool]]:
+    """The (value, ticked) of the tickable checkboxes named ``name``, in page order."""
+    found = []
+    for tag in re.findall(r'<input type="checkbox"[^>]*>', html):
+        if f' name="{name}"' in tag:
+            value = re.search(r' value="([^"]*)"', tag)
+            assert value, tag
+            found.append((htmllib.unescape(value.group(1)), " checked" in tag))
+    return found
 
 
-def listed(html: str) -> list[str]:
-    return re.findall(r'<input type="checkbox" name="members" value="([^"]+)"', html)
+def ticked(html: str, name: str = "members") -> list[str]:
+    return [value for value, on in checkboxes(html, name) if on]
+
+
+def listed(html: str, name: str = "members") -> list[str]:
+    return [value for value, _ in checkboxes(html, name)]
 
 
 async def test_new_group_filter_keeps_the_title_and_the_ticked_members(login_as: Any, make_user: Any) -> None:
@@ -435,7 +446,8 @@ async def test_new_group_filter_keeps_the_title_and_the_ticked_members(login_as:
     page = await page_html(alice, "/chats/new-group")
     # One form: Filter posts it back to this page, Create group to /chats/group.
     assert re.search(r'<button type="submit" form="new-group-form" formaction="/chats/new-group" formnovalidate>Filter</button>', page)
-    assert re.search(r'<input id="q" name="q" value="" maxlength="100" form="new-group-form">', page)
+    assert re.search(r'<input id="q" name="q" type="search" value="" maxlength="100" [^>]*form="new-group-form">', page)
+    assert re.search(r'<select id="department" name="department" form="new-group-form">', page)
     assert '<form method="post" action="/chats/group" class="stack" id="new-group-form">' in page
     r = await alice.submit("/chats/new-group", {"title": "Bed 12 <team>", "members": ["bob"], "q": "Pharm"}, page="/chats/new-group")
     assert r.status_code == 200

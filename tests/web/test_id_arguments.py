@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from app.actions.accounts import DIRECTORY_MAX_PAGE
 from app.services import Services
 from tests.helpers import BAD_IDS, all_messages, conversation_id_of, fill, hidden, http_rules, new_id, snapshot
 from tests.support import Client
@@ -24,12 +25,18 @@ APP = Path(__file__).resolve().parents[2] / "app"
 ID_ARGUMENTS = [
     ("GET", "/chats/{conv}", "before", "alice"),
     ("GET", "/chats/{conv}", "reply_to", "alice"),
+    ("GET", "/chats/{conv}", "n", "alice"),
+    ("GET", "/chats/{conv}/pane", "since", "alice"),
+    ("GET", "/chats/{conv}/pane", "n", "alice"),
     ("GET", "/chats/{conv}/messages.json", "before", "alice"),
     ("GET", "/admin/audit", "before", "root"),
     ("POST", "/chats/{conv}/messages", "reply_to", "alice"),
-    ("GET", "/chats/{conv}", "n", "alice"),  # the no-JS page's reload counter
-    ("GET", "/chats/{conv}/pane", "since", "alice"),  # the no-JS message frame
-    ("GET", "/chats/{conv}/pane", "n", "alice"),
+    ("GET", "/directory", "page", "alice"),
+    ("GET", "/chats/new-group", "page", "alice"),
+    ("POST", "/chats/new-group", "page", "alice"),
+    ("GET", "/chats/{conv}/info", "page", "alice"),
+    ("POST", "/chats/{conv}/info", "page", "alice"),
+    ("POST", "/chats/{conv}/members", "page", "alice"),
 ]
 PATH_RULES = [(rule, method) for rule, method in http_rules() if "<int:" in rule]
 
@@ -88,8 +95,12 @@ async def test_good_and_empty_id_arguments(people: tuple[dict[str, Client], int]
     client = clients[who]
     url = path.format(conv=conv)
     newest = (await all_messages(svc, conv))[-1].id
-    for value in (str(newest), f"000{newest}", str(2**63 - 1)):
+    # Pages stop at DIRECTORY_MAX_PAGE (one more is a 400 too); other ids at 2**63 - 1.
+    top = DIRECTORY_MAX_PAGE if name == "page" else 2**63 - 1
+    for value in (str(newest), f"000{newest}", str(top)):
         assert (await client.get(f"{url}?{name}={value}")).status_code == 200, value
+    if name == "page":
+        assert (await client.get(f"{url}?page={top + 1}")).status_code == 400
     # Empty means absent; messages.json needs its ``before``.
     expected = 400 if path.endswith(".json") else 200
     assert (await client.get(f"{url}?{name}=")).status_code == expected
