@@ -17,12 +17,10 @@ from app.lib.tokens import new_client_msg_id
 from app.store.records import ConversationSummary, Staff
 from app.web import confirmations
 from app.web.context import actor, current_actor, id_arg, login_required, svc
+from app.web.security import IDLE_LOCK_MARGIN_SECONDS
 
 bp = Blueprint("chats", __name__)
 
-# Seconds past the idle timeout before a no-JS conversation page reloads itself, so that
-# the reload finds the session ended (the idle lock); see _conversation_page.
-IDLE_LOCK_MARGIN_SECONDS = 5
 
 
 def _int_arg(name: str, *, minimum: int = 1) -> int | None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
+from urllib.parse import urlencode
 
+from markupsafe import Markup
 from quart import Quart, Response, abort, current_app, g, redirect, request, url_for, websocket
 from quart_auth import current_user, logout_user
 from werkzeug.exceptions import BadRequest, Forbidden
@@ -172,6 +175,32 @@ async def add_headers(response: Response) -> Response:
     return response
 
 
+def idle_lock_refresh() -> Markup:
+    """A ``<noscript>`` refresh that locks an unattended page without JavaScript.
+
+    Every signed-in page reloads itself a few seconds after the idle timeout, with
+    ``auto=1`` (never activity) and a changing ``n`` (a reload to the same URL plus a
+    fragment would only be an in-page jump). By then nothing on the page counted as
+    activity, so the reload finds the session ended and lands on the login page, which
+    says why. Pages with their own refresh (chat list, conversation) replace this block.
+    With JavaScript the socket's session check does the same.
+    """
+    if g.get("actor") is None:
+        return Markup("")
+    if request.method == "GET":
+        args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("auto", "n")]
+        path = request.path
+    else:
+        args, path = [], url_for("chats.chat_list")  # a page drawn by a POST: its GET may not exist
+    seconds = int(current_app.config["SESSION_IDLE_SECONDS"]) + IDLE_LOCK_MARGIN_SECONDS
+    target = path + "?" + urlencode([*args, ("auto", "1"), ("n", str(int(time.time())))])
+    return Markup('<noscript><meta http-equiv="refresh" content="{}"></noscript>').format(f"{seconds};url={target}")
+
+
+# Seconds past the idle timeout before a page without JavaScript reloads itself to lock.
+IDLE_LOCK_MARGIN_SECONDS = 5
+
+
 def register_security(app: Quart) -> None:
     app.before_request(https_redirect)
     app.before_request(check_host)
@@ -180,3 +209,4 @@ def register_security(app: Quart) -> None:
     app.before_request(check_csrf)
     app.after_request(add_headers)
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["idle_lock_refresh"] = idle_lock_refresh

@@ -106,7 +106,18 @@ def pane(page: Any) -> Any:
 
 
 async def pane_bodies(page: Any) -> list[str]:
-    return [t.strip() for t in await pane(page).locator("#messages li.msg:not(.system) .body").all_inner_texts()]
+    """The frame's message texts; the frame reloads every REFRESH s, so a read that meets
+    the switch between two documents is simply made again."""
+    from playwright.async_api import Error
+
+    for attempt in range(20):
+        try:
+            return [t.strip() for t in await pane(page).locator("#messages li.msg:not(.system) .body").all_inner_texts()]
+        except Error:
+            if attempt == 19:
+                raise
+            await asyncio.sleep(0.1)
+    raise AssertionError("unreachable")
 
 
 async def wait_for_in_pane(page: Any, text: str, timeout: float) -> float:
@@ -125,10 +136,21 @@ async def wait_for_in_pane(page: Any, text: str, timeout: float) -> float:
 
 
 async def scrolled_to_bottom(frame: Any) -> bool:
-    """The frame shows its newest message (its document scrolled to the end)."""
-    return bool(await frame.evaluate(
-        "() => { const s = document.scrollingElement; return s.scrollHeight > s.clientHeight && s.scrollTop + s.clientHeight >= s.scrollHeight - 4; }"
-    ))
+    """The frame shows its newest message (its document scrolled to the end); a read that
+    meets a reload is made again on the new document."""
+    from playwright.async_api import Error
+
+    for attempt in range(20):
+        try:
+            await frame.wait_for_load_state("load")
+            return bool(await frame.evaluate(
+                "() => { const s = document.scrollingElement; return s.scrollHeight > s.clientHeight && s.scrollTop + s.clientHeight >= s.scrollHeight - 4; }"
+            ))
+        except Error:
+            if attempt == 19:
+                raise
+            await asyncio.sleep(0.1)
+    raise AssertionError("unreachable")
 
 
 async def test_open_conversation_keeps_up_and_keeps_the_draft(server: ServerProcess, browser: Any, artifacts: Path) -> None:

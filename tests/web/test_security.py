@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -361,3 +362,26 @@ async def test_a_crash_is_a_500_page_without_details(chat: tuple[Client, int, st
     assert "Something went wrong" in html
     assert "secret internal detail" not in html and "Traceback" not in html
     assert "no-store" in r.headers["Cache-Control"]
+
+
+async def test_every_signed_in_page_locks_itself_without_javascript(login_as: Any, svc: Services) -> None:
+    """A <noscript> reload a little after the idle timeout, never counted as activity
+    (auto=1) and to a URL that really changes (n): an unattended page ends at the login."""
+    root = await login_as("root", admin=True)
+    await login_as("bob")
+    r = await root.submit("/chats/group", {"title": "Ward 7", "members": ["bob"]}, page="/chats/new-group")
+    conv = conversation_id_of(r.headers["Location"])
+    idle = svc.config["SESSION_IDLE_SECONDS"]
+    for path in ("/directory?q=nurse", "/chats/new-group", "/account/sessions", "/admin/staff", "/admin/audit", f"/chats/{conv}/info"):
+        html = await (await root.get(path)).get_data(as_text=True)
+        match = re.search(r'<noscript><meta http-equiv="refresh" content="(\d+);url=([^"]+)"></noscript>', html)
+        assert match, path
+        assert int(match.group(1)) == idle + 5, path
+        target = match.group(2).replace("&amp;", "&")
+        assert target.startswith(path.split("?")[0] + "?") and "auto=1" in target and "&n=" in target, target
+        if "q=nurse" in path:
+            assert "q=nurse" in target
+    # Pages with their own refresh keep theirs; anonymous pages have none.
+    assert (await (await root.get("/chats")).get_data(as_text=True)).count('http-equiv="refresh"') == 1
+    anonymous = await (await Client(root.app).get("/login")).get_data(as_text=True)
+    assert 'http-equiv="refresh"' not in anonymous
