@@ -292,6 +292,24 @@ async def login_client(server: ServerProcess, username: str, password: str) -> h
     return client
 
 
+async def browser_sign_in(context: Any, username: str, password: str) -> Any:
+    """A new page of ``context`` logged in as ``username`` through the real login form."""
+    page = await context.new_page()
+    await page.goto("/login")
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    async with page.expect_navigation(url=re.compile(r"/chats$")):
+        await page.click("main button[type=submit]")
+    return page
+
+
+async def signed_in_page(browser: Any, server: ServerProcess, username: str, password: str, *, js: bool = True, **options: Any) -> Any:
+    """A fresh context (own cookies) on ``server`` with one page logged in as ``username``."""
+    options.setdefault("viewport", {"width": 1280, "height": 900})
+    context = await browser.new_context(base_url=server.base_url, ignore_https_errors=True, java_script_enabled=js, **options)
+    return await browser_sign_in(context, username, password)
+
+
 async def nojs_context(browser: Any, base_url: str | None = None, **options: Any) -> Any:
     """A fresh browser context (own cookies) with JavaScript off that accepts the test certificate."""
     options.setdefault("viewport", {"width": 1000, "height": 800})

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ROOT, ServerProcess, nojs_context, start_server
+from tests.e2e.harness import ROOT, ServerProcess, browser_sign_in, nojs_context, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -50,13 +50,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 async def sign_in(context: Any, username: str) -> Any:
-    page = await context.new_page()
-    await page.goto("/login")
-    await page.fill("#username", username)
-    await page.fill("#password", PASSWORD)
-    async with page.expect_navigation(url=re.compile(r"/chats$")):
-        await page.click("main button[type=submit]")
-    return page
+    return await browser_sign_in(context, username, PASSWORD)
 
 
 async def listed(page: Any) -> list[str]:

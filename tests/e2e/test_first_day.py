@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ServerProcess, nojs_context, start_server
+from tests.e2e.harness import ServerProcess, browser_sign_in, nojs_context, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -72,12 +72,7 @@ async def test_a_page_left_open_without_javascript_locks_itself(idle_server: Ser
     """Not only the conversation: the directory left open on a terminal ends at the login
     page, which says why (idle 6 s here, the reload 5 s later)."""
     context = await nojs_context(browser, idle_server.base_url)
-    page = await context.new_page()
-    await page.goto("/login")
-    await page.fill("#username", "jon")
-    await page.fill("#password", PASSWORD)
-    async with page.expect_navigation(url=re.compile(r"/chats$")):
-        await page.click("main button[type=submit]")
+    page = await browser_sign_in(context, "jon", PASSWORD)
     await page.goto("/directory?q=jon")
     await page.wait_for_url(re.compile(r"/login\?"), timeout=25_000)
     assert "auto" not in page.url  # after logging in again, no automatic-refresh URL

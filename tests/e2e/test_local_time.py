@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.e2e.harness import ServerProcess, login_client, start_server
+from tests.e2e.harness import ServerProcess, login_client, signed_in_page, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -33,17 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 async def open_page(browser: Any, server: ServerProcess, *, js: bool) -> Any:
-    context = await browser.new_context(
-        java_script_enabled=js, ignore_https_errors=True, base_url=server.base_url, timezone_id=BROWSER_ZONE,
-        viewport={"width": 1280, "height": 900},
-    )
-    page = await context.new_page()
-    await page.goto("/login")
-    await page.fill("#username", "tara")
-    await page.fill("#password", PASSWORD)
-    async with page.expect_navigation(url=re.compile(r"/chats")):
-        await page.click("main button[type=submit]")
-    return page
+    return await signed_in_page(browser, server, "tara", PASSWORD, js=js, timezone_id=BROWSER_ZONE)
 
 
 async def test_js_shows_the_browsers_zone_and_no_js_the_servers(server: ServerProcess, browser: Any, artifacts: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ServerProcess, start_server
+from tests.e2e.harness import ServerProcess, signed_in_page, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -30,14 +30,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 async def person(browser: Any, server: ServerProcess, username: str, *, js: bool) -> Any:
-    context = await browser.new_context(base_url=server.base_url, ignore_https_errors=True, java_script_enabled=js, viewport={"width": 1280, "height": 900})
-    page = await context.new_page()
-    await page.goto("/login")
-    await page.fill("#username", username)
-    await page.fill("#password", PASSWORD)
-    async with page.expect_navigation(url=re.compile(r"/chats$")):
-        await page.click("main button[type=submit]")
-    return page
+    return await signed_in_page(browser, server, username, PASSWORD, js=js)
 
 
 async def test_read_by_opens_message_info_live_and_without_js(server: ServerProcess, browser: Any, artifacts: Path) -> None:
