@@ -100,8 +100,8 @@ async def load_session() -> Any:
     found = await check_session(svc(), token, activity=request.args.get("auto") != "1", ip=client_ip())
     if isinstance(found, EndedSession):
         logout_user()
-        if request.endpoint == "auth.login_submit":
-            return None  # logging in over a dead cookie simply replaces it
+        if request.endpoint in _OPEN_WITH_A_DEAD_COOKIE:
+            return None  # the cookie is forgotten; the page needs no session
         g.session_ended = True
         if request.endpoint in _FETCHED_BY_THE_BROWSER or request.endpoint in FRAMEABLE_ENDPOINTS:
             # The no-JS message frame says "signed out" itself: the login page refuses framing.
@@ -111,6 +111,11 @@ async def load_session() -> Any:
     g.actor = Actor(user=found.user, session_id=found.session_id, ip=client_ip())
     return None
 
+
+# Logging in over a dead cookie simply replaces it; a one-time setup or invite link opened
+# in a browser whose old session ended must still show its form (a detour through the login
+# page would lose the link).
+_OPEN_WITH_A_DEAD_COOKIE = {"auth.login_submit", "auth.invite", "auth.setup"}
 
 # Fetched by the browser on its own (not a page a person reads): no redirect to the login page.
 _FETCHED_BY_THE_BROWSER = {"pwa.healthz", "pwa.service_worker", "pwa.manifest", "pwa.offline"}
@@ -187,11 +192,13 @@ def idle_lock_refresh() -> Markup:
     """
     if g.get("actor") is None:
         return Markup("")
-    if request.method == "GET":
+    if request.method == "GET" and request.url_rule is not None and safe_next(request.path) == request.path:
         args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("auto", "n")]
         path = request.path
     else:
-        args, path = [], url_for("chats.chat_list")  # a page drawn by a POST: its GET may not exist
+        # A page drawn by a POST (its GET may not exist), or an error page for a path that
+        # is no route: ``//evil.example/x`` must never become a refresh to another site.
+        args, path = [], url_for("chats.chat_list")
     seconds = int(current_app.config["SESSION_IDLE_SECONDS"]) + IDLE_LOCK_MARGIN_SECONDS
     target = path + "?" + urlencode([*args, ("auto", "1"), ("n", str(int(time.time())))])
     return Markup('<noscript><meta http-equiv="refresh" content="{}"></noscript>').format(f"{seconds};url={target}")

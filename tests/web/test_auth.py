@@ -786,6 +786,23 @@ async def test_logging_in_over_a_dead_cookie_works(app: Quart, make_user: Any, c
     assert (await browse(browser, "/chats")).status_code == 200
 
 
+async def test_an_invite_link_opens_over_a_dead_cookie(app: Quart, login_as: Any, clock: FrozenClock) -> None:
+    """A shared terminal whose last user's session ended: the new colleague's invite link
+    shows its form at once (a detour through the login page would lose the link) and
+    signs the colleague in."""
+    admin = await login_as("root", admin=True)
+    r = await admin.submit("/admin/staff", {"username": "carol", "display_name": "Carol Jones", "department": "ICU", "job_title": "Doctor", "role": "member"}, page="/admin/staff")
+    link = re.search(r'href="[^"]*(/invite/[A-Za-z0-9_-]+)"', await r.get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    terminal = await login_as("bob")
+    clock.advance(30 * 60 + 1)
+    page = await terminal.get(link)
+    assert page.status_code == 200
+    assert 'name="password2"' in await page.get_data(as_text=True)
+    r = await terminal.submit(link, {"password": NEW_PASSWORD, "password2": NEW_PASSWORD}, page=link)
+    assert r.status_code == 303 and r.headers["Location"].endswith("/chats?welcome=1")
+    assert "Carol Jones" in await (await terminal.get("/chats?welcome=1")).get_data(as_text=True)
+
+
 async def test_my_sessions_lists_live_sessions_only(login_as: Any, clock: FrozenClock, svc: Services) -> None:
     laptop = await login_as("alice")
     clock.advance(20 * 60)

@@ -385,3 +385,16 @@ async def test_every_signed_in_page_locks_itself_without_javascript(login_as: An
     assert (await (await root.get("/chats")).get_data(as_text=True)).count('http-equiv="refresh"') == 1
     anonymous = await (await Client(root.app).get("/login")).get_data(as_text=True)
     assert 'http-equiv="refresh"' not in anonymous
+
+
+@pytest.mark.parametrize("path", ["//evil.example/x", "//evil.example", "/\\evil.example/x", "/no/such/page"])
+async def test_the_idle_lock_refresh_never_leaves_the_site(login_as: Any, path: str) -> None:
+    """A 404 page for a path that is no route reloads to the chat list, not to the path:
+    ``//evil.example/x`` as a refresh target would be an open redirect after the idle time."""
+    alice = await login_as("alice")
+    r = await alice.get("/", scope_base={"path": path, "raw_path": path.encode()})
+    assert r.status_code == 404
+    html = await r.get_data(as_text=True)
+    match = re.search(r'<noscript><meta http-equiv="refresh" content="(\d+);url=([^"]+)"></noscript>', html)
+    assert match, html[:300]
+    assert match.group(2).startswith("/chats?auto=1&amp;n="), match.group(2)
