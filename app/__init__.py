@@ -31,12 +31,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     from app.lib.ratelimit import ChangeThrottle, TokenBuckets
     from app.realtime.hub import Hub
     from app.services import Services
+    from app.settings import Settings
     from app.store.db import Database
+
+    settings = Settings.from_config(app.config)  # once: every value's type checked here
 
     clock = app.config.get("CLOCK") or Clock()
     hub = Hub(app.config["PRESENCE_BATCH_SECONDS"])
     services = Services(
         config=app.config,
+        settings=settings,
         db=Database(app.config["DATABASE_URL"], app.config["DATABASE_POOL_SIZE"]),
         broker=_make_broker(app.config),
         hub=hub,

@@ -106,6 +106,20 @@ DEFAULTS: dict[str, Any] = {
     # Host names requests may carry besides PUBLIC_URL's (and its loopback aliases when it is
     # localhost); any other Host gets 400. E.g. ["medchat", "10.1.2.3"].
     "ALLOWED_HOSTS": [],
+    # Filled from instance/secret_key (made on first start) unless set here.
+    "SECRET_KEY": None,
+    # Bring the database schema to the newest migration when the server starts.
+    "MIGRATE_ON_START": True,
+    # quart-rate-limiter's limits (login, WebSocket handshakes); off only in tests that measure other things.
+    "RATE_LIMIT_ENABLED": True,
+    # Keep every published event in Services.published (tests read it).
+    "RECORD_EVENTS": False,
+    # Offer permessage-deflate on /ws (off: app/ws/deflate.py explains why).
+    "WS_PERMESSAGE_DEFLATE": False,
+    # Objects a test may hand in instead of the real ones (not settings: Settings skips them):
+    # a Clock (app/lib/clock.py) and a PasswordHashing with cheaper parameters.
+    "CLOCK": None,
+    "PASSWORD_HASHING": None,
 }
 
 ENV_PREFIX = "MEDCHAT"

@@ -12,12 +12,14 @@ from app.lib.ratelimit import ChangeThrottle, TokenBuckets
 from app.realtime.broker import Broker
 from app.realtime.events import Event
 from app.realtime.hub import Hub
+from app.settings import Settings
 from app.store.db import Database
 
 
 @dataclass
 class Services:
     config: Mapping[str, Any]
+    settings: Settings
     db: Database
     broker: Broker
     hub: Hub

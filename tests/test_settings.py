@@ -1,0 +1,51 @@
+"""The typed settings: every default is a field, and a wrong type stops the start."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+from app.config import DEFAULTS
+from app.settings import Settings, SettingsError
+
+INJECTED = {"CLOCK", "PASSWORD_HASHING"}  # objects a test hands in, not settings
+
+
+def test_every_default_is_a_setting_and_every_setting_has_a_default() -> None:
+    assert {f.name.upper() for f in fields(Settings)} == set(DEFAULTS) - INJECTED
+
+
+def test_the_app_builds_them_once_from_its_config(tmp_path: Path) -> None:
+    app = create_app({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db", "PAGE_SIZE": 7, "ALLOWED_HOSTS": ["medchat"], "PRESENCE_BATCH_SECONDS": 2})
+    settings = app.extensions["medchat"].settings
+    assert settings.page_size == 7
+    assert settings.allowed_hosts == ("medchat",)
+    assert settings.presence_batch_seconds == 2.0 and isinstance(settings.presence_batch_seconds, float)
+    with pytest.raises(AttributeError):
+        settings.page_size = 8  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("PAGE_SIZE", "abc", "PAGE_SIZE must be a whole number"),
+        ("PAGE_SIZE", True, "PAGE_SIZE must be a whole number"),
+        ("COOKIE_SECURE", "yes", "COOKIE_SECURE must be true or false"),
+        ("ALLOWED_HOSTS", "medchat", "ALLOWED_HOSTS must be a list of strings"),
+        ("PUBLIC_URL", 8443, "PUBLIC_URL must be text"),
+        ("TYPING_MIN_INTERVAL_SECONDS", "2", "TYPING_MIN_INTERVAL_SECONDS must be a number"),
+    ],
+)
+def test_a_wrong_type_is_refused_with_its_name(key: str, value: object, says: str) -> None:
+    config = {**DEFAULTS, "SECRET_KEY": "k" * 40, key: value}
+    with pytest.raises(SettingsError, match=says):
+        Settings.from_config(config)
+
+
+def test_a_missing_key_is_named() -> None:
+    config = {k: v for k, v in DEFAULTS.items() if k != "PAGE_SIZE"} | {"SECRET_KEY": "k" * 40}
+    with pytest.raises(SettingsError, match="PAGE_SIZE is missing"):
+        Settings.from_config(config)
