@@ -7,10 +7,11 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode
 
-from quart import current_app, g, has_request_context, redirect, request, url_for, websocket
+from quart import current_app, g, redirect, request, url_for
 from werkzeug.exceptions import BadRequest, Forbidden
 
 from app.actions import Actor
+from app.lib.forwarded import peer_address
 from app.lib.ids import IdError, parse_id
 from app.services import Services
 
@@ -41,14 +42,8 @@ def id_arg(name: str, raw: str | None, *, minimum: int = 1) -> int | None:
 
 
 def client_ip() -> str:
-    """The peer's address; X-Forwarded-For only counts behind a configured trusted proxy."""
-    conn = request if has_request_context() else websocket
-    hops = int(current_app.config["TRUSTED_PROXY_COUNT"])
-    if hops > 0:
-        forwarded = [part.strip() for part in conn.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
-        if len(forwarded) >= hops:
-            return forwarded[-hops]
-    return conn.remote_addr or ""
+    """The requesting client's address (X-Forwarded-For only behind a trusted proxy)."""
+    return peer_address(request.headers.get("X-Forwarded-For"), request.remote_addr, svc().settings.trusted_proxy_count)
 
 
 def actor() -> Actor:

@@ -27,6 +27,7 @@ from app.actions.errors import ActionError
 from app.actions.frames import message_dict
 from app.actions.live import announce_presence, contacts, do_typing, last_seen, missed_messages
 from app.lib.errors import Unavailable
+from app.lib.forwarded import peer_address
 from app.lib.ids import parse_position
 from app.lib.ratelimit import TokenBuckets
 from app.services import Services
@@ -106,9 +107,7 @@ def _state() -> WsState:
 
 
 def _peer() -> str:
-    from app.web.context import client_ip
-
-    return client_ip()
+    return peer_address(websocket.headers.get("X-Forwarded-For"), websocket.remote_addr, _svc().settings.trusted_proxy_count)
 
 
 def _origin_allowed() -> bool:
