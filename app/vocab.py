@@ -1,0 +1,83 @@
+"""The closed vocabularies of MedChat, one ``StrEnum`` each.
+
+Stored as their string values (the columns are plain strings, so a value added here needs
+no migration) and equal to those strings, so ``row.kind == ConversationKind.GROUP`` and a
+JSON frame carrying ``"group"`` agree. Every layer may import this module; it imports
+nothing of the app.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class StaffRole(StrEnum):
+    """What an account may do in the hospital's MedChat."""
+
+    MEMBER = "member"
+    ADMIN = "admin"
+
+
+class ConversationKind(StrEnum):
+    DIRECT = "direct"
+    GROUP = "group"
+
+
+class MemberRole(StrEnum):
+    """A member's standing in one conversation (groups: the admin renames, adds, removes)."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class MessageKind(StrEnum):
+    TEXT = "text"
+    SYSTEM = "system"  # "Alice added Bob": written by an action, never by a person
+
+
+class LinkPurpose(StrEnum):
+    """The one-time links (store/invites.py)."""
+
+    SETUP = "setup"
+    INVITE = "invite"
+    RESET = "reset"
+
+
+class EventKind(StrEnum):
+    """What an action publishes to the open sockets after its commit (app/realtime/events.py)."""
+
+    MESSAGE = "message"
+    RECEIPT = "receipt"
+    CONVERSATION = "conversation"
+    TYPING = "typing"
+    PRESENCE = "presence"
+    SESSION_ENDED = "session_ended"
+    SYNC_NEEDED = "sync_needed"
+
+
+class AuditAction(StrEnum):
+    """Every entry the audit log can hold; the admin's filter offers exactly these."""
+
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    ACCOUNT_LOCKED = "account_locked"
+    LOGOUT = "logout"
+    SESSION_EXPIRED = "session_expired"
+    SESSION_REVOKED = "session_revoked"
+    SESSIONS_REVOKED = "sessions_revoked"
+    RATE_LIMITED = "rate_limited"
+    CSRF_REFUSED = "csrf_refused"
+    SETUP_LINK_ISSUED = "setup_link_issued"
+    ACCOUNT_CREATED = "account_created"
+    PASSWORD_SET = "password_set"  # noqa: S105 - an audit action, not a password
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - an audit action, not a password
+    ACCOUNT_DEACTIVATED = "account_deactivated"
+    ACCOUNT_REACTIVATED = "account_reactivated"
+    ACCOUNT_UNLOCKED = "account_unlocked"
+    ROLE_CHANGED = "role_changed"
+    GROUP_CREATED = "group_created"
+    GROUP_RENAMED = "group_renamed"
+    MEMBER_ADDED = "member_added"
+    MEMBER_REMOVED = "member_removed"
+    MEMBER_LEFT = "member_left"
