@@ -16,6 +16,7 @@ from quart import Quart
 
 from app.lib.hosts import normalise_public_url
 from app.lib.private_files import make_private_folder
+from app.lib.timefmt import display_zone
 
 DEFAULTS: dict[str, Any] = {
     # Storage. None means the SQLite file instance/medchat.db.
@@ -146,6 +147,8 @@ def load_config(app: Quart, test_config: dict[str, Any] | None) -> None:
             app.instance_path, "medchat.db"
         )
     app.config["PUBLIC_URL"] = normalise_public_url(str(app.config["PUBLIC_URL"] or ""))
+    # None means this machine's zone: resolved once, so pages and settings name the same zone.
+    app.config["DISPLAY_TIMEZONE"] = display_zone(app.config["DISPLAY_TIMEZONE"]).key
     if app.config["ARGON2_MEMORY_KIB"] < 19 * 1024 or app.config["ARGON2_TIME_COST"] < 2:
         raise ValueError("Argon2 cost below m=19 MiB, t=2 is refused")
 

@@ -25,8 +25,8 @@ class Settings:
     redis_url: str | None
     session_idle_seconds: int
     session_max_seconds: int
-    session_touch_seconds: int
-    session_sweep_seconds: int
+    session_touch_seconds: float
+    session_sweep_seconds: float
     cookie_secure: bool
     login_rate_limit: int
     login_rate_period_seconds: int
@@ -51,8 +51,8 @@ class Settings:
     allowed_origins: tuple[str, ...]
     ws_max_message_bytes: int
     tls_read_buffer_bytes: int
-    tls_shutdown_seconds: int
-    ws_heartbeat_seconds: int
+    tls_shutdown_seconds: float
+    ws_heartbeat_seconds: float
     ws_send_queue: int
     ws_resume_page: int
     ws_resume_max: int
@@ -60,7 +60,7 @@ class Settings:
     message_rate_period_seconds: int
     message_burst: int
     ws_handshakes_per_minute: int
-    typing_ttl_seconds: int
+    typing_ttl_seconds: float
     typing_min_interval_seconds: float
     presence_max_group: int
     presence_batch_seconds: float

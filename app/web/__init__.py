@@ -87,8 +87,7 @@ def register_web(app: Quart) -> None:
 
     register_confirmations(app)
 
-    zone = display_zone(app.config["DISPLAY_TIMEZONE"])
-    app.config["DISPLAY_TIMEZONE"] = zone.key  # the page's data-tz: what the server shows
+    zone = display_zone(app.config["DISPLAY_TIMEZONE"])  # resolved by load_config; the page's data-tz
 
     def local(value: datetime) -> datetime:
         return as_utc(value).astimezone(zone)
