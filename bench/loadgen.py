@@ -21,7 +21,14 @@ have a socket in this run) not received before the drain timeout; duplicates = a
 read twice by the same client. Server RSS is VmRSS of Hypercorn's worker process
 (/proc/<pid>/status), CPU is its utime+stime over the wall time.
 
-Scenarios (sub-commands): capacity, mixed, fanout, idle, commits, storm, reconnect.
+Scenarios (sub-commands): ward, capacity, mixed, fanout, idle, commits, storm, reconnect.
+
+``ward`` is the shape of issue 10 section 3: every member of a group connected and sending
+(Poisson arrivals at an aggregate rate, the sender picked at random), ``?batch=1`` and
+``delivered``/``read`` receipts as the browser client sends them. Every open-loop run
+(ward, capacity, mixed) also reports latency from each send's *scheduled* time and per
+one-second window (``from_schedule``, ``worst_second``, ``per_second``). ``--receipts`` makes
+the clients of any scenario send receipts.
 Each writes one JSON file to bench/results/ (see --out) and prints a summary.
 """
 
@@ -93,6 +100,12 @@ class Sent:
     msg_id: int | None = None
     error: str | None = None
     answered: asyncio.Event | None = None  # set on ack or error (closed-loop senders wait on it)
+    # Open loop: how late the frame was written after its scheduled (Poisson) time. Latency
+    # "from the schedule" = lag + latency from the write: a generator or socket that falls
+    # behind shows up in the figures instead of silently thinning the load (coordinated
+    # omission). 0 for closed-loop and single sends.
+    lag: float = 0.0
+    sched: float | None = None  # scheduled time (perf_counter), open loop only
 
 
 class Client:
@@ -113,6 +126,16 @@ class Client:
         self.reader: asyncio.Task[None] | None = None
         self.reconnect = True
         self.extensions: str | None = None
+        # Receipts as the PWA sends them (static/js/app.js, conversation.js), with --receipts:
+        # a tab showing the conversation (on_screen, --readers) marks it read after every
+        # message from someone else; any other tab (the chat list) collects the newest id per
+        # conversation and sends `delivered` 250 ms after the first one (--delivered-delay).
+        self.on_screen = False
+        self.conv_max: dict[int, int] = {}
+        self.read_sent: dict[int, int] = {}
+        self.delivered_sent: dict[int, int] = {}
+        self.pending_delivered: dict[int, int] = {}
+        self.delivered_timer: asyncio.TimerHandle | None = None
 
     async def connect(self, after: int | None = None, timeout: float = 30.0) -> float:
         """Open the socket (and start reading); return the handshake time."""
@@ -160,15 +183,23 @@ class Client:
 
         self.counts[kind] += 1
         if kind == "message":
-            gen.on_message(self, parsed()["message"], t, False)
+            m = parsed()["message"]
+            gen.on_message(self, m, t, False)
+            if gen.receipts:
+                await self._seen(ws, m)
         elif kind == "ack":
-            gen.on_ack(self, parsed(), t)
+            frame = parsed()
+            gen.on_ack(self, frame, t)
+            if gen.receipts:
+                await self._seen(ws, frame["message"])
         elif kind == "ping":
             await ws.send('{"type":"pong"}')
         elif kind == "sync":
             frame = parsed()
             for m in frame["messages"]:
                 gen.on_message(self, m, t, True)
+                if gen.receipts:
+                    await self._seen(ws, m)
             if frame.get("last_id", 0) > self.last_id:
                 self.last_id = frame["last_id"]
             if frame.get("done"):
@@ -178,9 +209,64 @@ class Client:
             gen.on_error(self, parsed())
         elif kind == "resync":
             self.synced.set()
+        elif kind == "hello" and self.pending_delivered:
+            await self._flush_delivered_now()  # app.js flushes its delivered batch on hello
+
+    async def _seen(self, ws: ClientConnection, m: dict[str, Any]) -> None:
+        """A message reached this tab: answer with the receipt the browser client would send.
+
+        Mirrors static/js: ``Conversation.markSeen`` (the conversation is open: one frame per
+        message from someone else, up to the newest id the tab has, own messages included;
+        ``read`` when on screen, else ``delivered``) and ``noteDelivered``/``flushDelivered`` in
+        app.js (any other page: the newest id per conversation, one ``delivered`` frame per
+        conversation 250 ms after the first unsent one). Own messages never cause a receipt.
+        """
+        conv, mid = m["conversation_id"], m["id"]
+        if mid > self.conv_max.get(conv, 0):
+            self.conv_max[conv] = mid
+        if m.get("sender_id") == self.user_id:
+            return
+        gen = self.gen
+        up_to = self.conv_max[conv]
+        if self.on_screen:
+            if up_to > self.read_sent.get(conv, 0) and await self._send_receipt(ws, "read", conv, up_to):
+                self.read_sent[conv] = up_to
+                self.delivered_sent[conv] = max(self.delivered_sent.get(conv, 0), up_to)
+        elif gen.delivered_delay <= 0:  # the conversation open in a hidden tab
+            if up_to > self.delivered_sent.get(conv, 0) and await self._send_receipt(ws, "delivered", conv, up_to):
+                self.delivered_sent[conv] = up_to
+        else:
+            self.pending_delivered[conv] = max(self.pending_delivered.get(conv, 0), mid)
+            if self.delivered_timer is None:
+                self.delivered_timer = asyncio.get_running_loop().call_later(gen.delivered_delay, self._flush_delivered)
+
+    def _flush_delivered(self) -> None:
+        self.delivered_timer = None
+        asyncio.get_running_loop().create_task(self._flush_delivered_now())
+
+    async def _flush_delivered_now(self) -> None:
+        ws = self.ws
+        for conv, up_to in list(self.pending_delivered.items()):
+            # kept when the socket is down: the browser flushes again after the next hello
+            if ws is not None and await self._send_receipt(ws, "delivered", conv, up_to):
+                if self.pending_delivered.get(conv) == up_to:
+                    del self.pending_delivered[conv]
+
+    async def _send_receipt(self, ws: ClientConnection, kind: str, conv: int, up_to: int) -> bool:
+        if not self.connected or self.gen.stopping:
+            return False
+        try:
+            await ws.send(dumps({"type": kind, "conversation_id": conv, "up_to_id": up_to}))
+        except ConnectionClosed:
+            return False
+        self.gen.receipts_sent[kind] += 1
+        return True
 
     async def close(self) -> None:
         self.reconnect = False
+        if self.delivered_timer is not None:
+            self.delivered_timer.cancel()
+            self.delivered_timer = None
         ws = self.ws
         if ws is not None:
             await ws.close()
@@ -242,8 +328,16 @@ class Generator:
             self.ssl_ctx.check_hostname = False
             self.ssl_ctx.verify_mode = ssl.CERT_NONE
         self.compression = not args.no_compression
-        self.batch = bool(args.batch)
+        ward = args.scenario == "ward"
+        # The ward shape speaks like the PWA by default: ?batch=1 and receipts.
+        self.batch = bool(ward if args.batch is None else args.batch)
+        self.receipts = bool(ward if args.receipts is None else args.receipts)
+        self.readers: float = args.readers
+        self.delivered_delay: float = args.delivered_delay
+        self.receipts_sent: Counter[str] = Counter()
         self.rng = random.Random(args.seed)  # noqa: S311
+        # who looks at the chat: its own generator, so the send schedule stays the same
+        self.reader_rng = random.Random(args.seed + 1)  # noqa: S311
         self.users = self.data["users"]
         self.user_index = {u["id"]: i for i, u in enumerate(self.users)}
         self.clients: dict[int, Client] = {}  # by user index
@@ -320,7 +414,8 @@ class Generator:
     def client_for(self, user_id: int) -> Client:
         idx = self.user_index[user_id]
         if idx not in self.clients:
-            self.clients[idx] = Client(self, idx, self.users[idx])
+            client = self.clients[idx] = Client(self, idx, self.users[idx])
+            client.on_screen = self.receipts and self.reader_rng.random() < self.readers
         return self.clients[idx]
 
     async def connect_users(self, user_ids: list[int], batch: int = 50, settle: float = 2.0) -> dict[str, Any]:
@@ -378,21 +473,44 @@ class Generator:
                 rec.answered.set()
         return rec
 
+    async def send_at(self, client: Client, conv_id: int, expected: tuple[int, ...], phase: str, seq: int,
+                      sched: float, give_up: float) -> Sent | None:
+        """Send one scheduled arrival; in the ward shape a sender whose socket is down waits for
+        its reconnect (the PWA's outbox does the same) instead of being skipped."""
+        while not client.connected or client.ws is None:
+            if self.stopping or perf() > give_up:
+                return None
+            await asyncio.sleep(0.02)
+        rec = await self.send(client, conv_id, expected, phase, seq)
+        if rec is not None:
+            rec.sched = sched
+            rec.lag = max(0.0, rec.t - sched)
+        return rec
+
     async def open_loop(self, rate: float, duration: float, warmup: float, pick: Any, phase: str) -> dict[str, Any]:
-        """Poisson arrivals at ``rate``/s for warmup+duration; only post-warmup sends are measured."""
+        """Poisson arrivals at ``rate``/s for warmup+duration; only post-warmup sends are measured.
+
+        The scheduler never waits for a socket: every arrival is written by its own task, so a
+        socket with a full buffer delays its own message only, and a late write is not
+        dropped or squeezed out but measured from its scheduled time (``from_schedule``).
+        A sender found disconnected at its time is skipped and counted, except in the ward
+        shape, where the send waits for the reconnect.
+        """
         start = perf()
         measure_from = start + warmup
         end = measure_from + duration
         t_next = start
-        lags: list[float] = []
         skipped = 0
         seq = 0
+        hold = self.args.scenario == "ward"
         cpu0, wall0 = time.process_time(), perf()
         pid = self.worker_pid()
         scpu0 = cpu_seconds(pid) if pid else 0.0
         swait0 = sched_wait_seconds(pid) if pid else 0.0
         gwait0 = sched_wait_seconds(os.getpid())
-        measured: list[Sent] = []
+        receipts0 = Counter(self.receipts_sent)
+        got0 = self.frames_received()
+        tasks: list[asyncio.Task[Sent | None]] = []
         while True:
             t_next += self.rng.expovariate(rate)
             if t_next >= end:
@@ -402,30 +520,46 @@ class Generator:
                 await asyncio.sleep(delay)
             client, conv_id, expected = pick()
             seq += 1
-            rec = await self.send(client, conv_id, expected, phase, seq)
-            if rec is None:
+            if not client.connected and not hold:
                 skipped += 1
                 continue
-            if t_next >= measure_from:
-                lags.append(max(0.0, rec.t - t_next))
-                measured.append(rec)
+            tasks.append(asyncio.create_task(
+                self.send_at(client, conv_id, expected, phase, seq, t_next, end + self.args.drain)))
         send_wall = perf() - wall0
         gen_cpu = (time.process_time() - cpu0) / send_wall
         server_cpu_s = cpu_seconds(pid) - scpu0 if pid else None
         server_cpu = server_cpu_s / send_wall if server_cpu_s is not None else None
         server_wait = (sched_wait_seconds(pid) - swait0) / send_wall if pid else None
         gen_wait = (sched_wait_seconds(os.getpid()) - gwait0) / send_wall
+        receipts = {k: v - receipts0[k] for k, v in self.receipts_sent.items()}
+        got = self.frames_received()
+        receipt_frames_in = got["receipt"] - got0["receipt"]
+        measured: list[Sent] = []
+        for rec in await asyncio.gather(*tasks):
+            if rec is None:
+                skipped += 1
+            elif rec.sched is not None and rec.sched >= measure_from:
+                measured.append(rec)
         await self.drain(measured, self.args.drain)
-        return self.stats(measured, duration, extra={
+        return self.stats(measured, duration, origin=measure_from, extra={
             "rate": rate, "sends_skipped_disconnected": skipped,
-            "schedule_lag": summary(lags),
+            "schedule_lag": summary([rec.lag for rec in measured]),
             "generator_cpu": round(gen_cpu, 3), "server_cpu": round(server_cpu, 3) if server_cpu is not None else None,
             # share of wall time the process was runnable but another process had its core
             "server_runqueue_wait": round(server_wait, 3) if server_wait is not None else None,
             "generator_runqueue_wait": round(gen_wait, 3),
             # load-independent cost: server CPU time per message sent (warm-up included)
             "server_cpu_ms_per_message": round(1000 * server_cpu_s / seq, 3) if server_cpu_s is not None and seq else None,
+            # receipt frames the clients sent and the receipt events they got while sending
+            "receipts_sent": receipts, "receipts_sent_per_s": round(sum(receipts.values()) / send_wall, 1),
+            "receipt_events_received": receipt_frames_in,
         })
+
+    def frames_received(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for c in self.clients.values():
+            total.update(c.counts)
+        return total
 
     async def drain(self, recs: list[Sent], timeout: float) -> float:
         started = perf()
@@ -438,7 +572,8 @@ class Generator:
             await asyncio.sleep(0.05)
         return perf() - started
 
-    def stats(self, recs: list[Sent], duration: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    def stats(self, recs: list[Sent], duration: float, extra: dict[str, Any] | None = None,
+              origin: float | None = None) -> dict[str, Any]:
         lat: list[float] = []
         full: list[float] = []
         expected = got = dups = via_sync = acked = errors = lost = 0
@@ -470,12 +605,15 @@ class Generator:
             "lost": lost,
             "duplicates": dups, "delivered_via_sync": via_sync,
             "latency": summary(lat), "full_delivery": summary(full), "ack_latency": summary(acks),
+            **(per_second(recs, origin) if origin is not None else {}),
         }
 
     def env(self) -> dict[str, Any]:
         return {
             "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "loadavg": [round(x, 2) for x in os.getloadavg()],
             "transport": "wss (TLS)" if self.tls else "ws (plain)", "compression_offered": self.compression, "batch": self.batch,
+            "receipts": self.receipts, "readers": self.readers if self.receipts else None,
+            "delivered_delay_s": self.delivered_delay if self.receipts else None,
             "database": self.data.get("database"), "server_core": self.server_info.get("core"),
             "generator_affinity": sorted(os.sched_getaffinity(0)),
             "git": _git(),
@@ -484,6 +622,81 @@ class Generator:
     async def close_all(self) -> None:
         self.stopping = True
         await asyncio.gather(*(c.close() for c in self.clients.values()), return_exceptions=True)
+
+
+SLOW_MS = 100.0  # the issue's target: p99 <= 100 ms in every second of a run
+
+
+def per_second(recs: list[Sent], origin: float) -> dict[str, Any]:
+    """Open-loop figures measured from each send's scheduled time, over the run and per second.
+
+    ack = scheduled time -> the sender's socket read the ack; delivery = scheduled time -> the
+    last expected socket read the message (only messages every expected socket got; the others
+    are counted as undelivered). Seconds are numbered by scheduled time from the end of the
+    warm-up. A second holds only rate x 1 s messages, so its p99 is close to its maximum.
+    """
+    acks: list[float] = []
+    full: list[float] = []
+    each: list[float] = []
+    undelivered = unacked = 0
+    seconds: dict[int, list[Sent]] = {}
+    for rec in recs:
+        assert rec.sched is not None
+        seconds.setdefault(int(rec.sched - origin), []).append(rec)
+    windows: list[dict[str, Any]] = []
+    for second in sorted(seconds):
+        w_acks: list[float] = []
+        w_full: list[float] = []
+        w_undelivered = w_unacked = w_errors = 0
+        for rec in seconds[second]:
+            if rec.error:
+                w_errors += 1
+                continue
+            if rec.ack is None:
+                w_unacked += 1
+            else:
+                w_acks.append(rec.lag + rec.ack)
+            each.extend(rec.lag + v for v in rec.got.values())
+            if rec.got and len(rec.got) >= len(rec.expected):
+                w_full.append(rec.lag + max(rec.got.values()))
+            else:
+                w_undelivered += 1
+        acks += w_acks
+        full += w_full
+        undelivered += w_undelivered
+        unacked += w_unacked
+        w_acks.sort()
+        w_full.sort()
+        windows.append({
+            "second": second, "sent": len(seconds[second]),
+            "ack_p50_ms": ms(pct(w_acks, 50)), "ack_p99_ms": ms(pct(w_acks, 99)), "ack_max_ms": ms(w_acks[-1] if w_acks else None),
+            "delivery_p50_ms": ms(pct(w_full, 50)), "delivery_p99_ms": ms(pct(w_full, 99)),
+            "delivery_max_ms": ms(w_full[-1] if w_full else None),
+            "undelivered": w_undelivered, "unacked": w_unacked, "errors": w_errors,
+        })
+
+    def worst(key: str) -> float | None:
+        values = [w[key] for w in windows if w[key] is not None]
+        return max(values) if values else None
+
+    def over(key: str) -> int:
+        return sum(1 for w in windows if w[key] is not None and w[key] > SLOW_MS)
+
+    return {
+        "from_schedule": {
+            "ack": summary(acks), "delivery": summary(full), "delivery_each_recipient": summary(each),
+            "undelivered_messages": undelivered, "unacked_messages": unacked,
+        },
+        "worst_second": {
+            "ack_p99_ms": worst("ack_p99_ms"), "ack_max_ms": worst("ack_max_ms"),
+            "delivery_p99_ms": worst("delivery_p99_ms"), "delivery_max_ms": worst("delivery_max_ms"),
+            "seconds": len(windows),
+            "seconds_ack_p99_over_100ms": over("ack_p99_ms"),
+            "seconds_delivery_p99_over_100ms": over("delivery_p99_ms"),
+            "seconds_with_undelivered": sum(1 for w in windows if w["undelivered"]),
+        },
+        "per_second": windows,
+    }
 
 
 def _git() -> dict[str, Any]:
@@ -530,6 +743,47 @@ async def scenario_capacity(gen: Generator, args: argparse.Namespace) -> dict[st
     await gen.stop_sampling()
     return {"scenario": "capacity", "group_size": len(conv["members"]), "env": before, "connect": conn,
             "runs": runs, "server_rss_max_kib": max(gen.rss_samples or [0]),
+            "closed_unexpectedly": {str(k): v for k, v in gen.closed_unexpectedly.items()}, "reconnects": gen.reconnects}
+
+
+async def scenario_ward(gen: Generator, args: argparse.Namespace) -> dict[str, Any]:
+    """A ward: every member of one group is connected and sends, open-loop Poisson at each rate.
+
+    The group is the smallest one of the data with at least ``--members`` members (a group of
+    10-50, the 100 or the 1000); if it is bigger, only its first ``--members`` connect (the
+    others are offline members). Each arrival goes from a member picked at random; receipts
+    and ?batch=1 as the browser client (on unless --no-receipts / --no-batch).
+    """
+    candidates = [*gen.data["groups"], gen.data["group100"], *([gen.data["group1000"]] if gen.data.get("group1000") else [])]
+    fitting = [g for g in candidates if len(g["members"]) >= args.members]
+    if not fitting:
+        raise SystemExit(f"no group with {args.members} members in the data (largest: {max(len(g['members']) for g in candidates)})")
+    conv = min(fitting, key=lambda g: len(g["members"]))
+    users = conv["members"][: args.members]
+    before = gen.env()
+    conn = await gen.connect_users(users, settle=3.0)
+    expected = gen.members(conv)
+    clients = [gen.clients[i] for i in expected]
+    readers = sum(1 for c in clients if c.on_screen)
+    print(f"  ward: {len(clients)} of the group's {len(conv['members'])} members connected, all senders; "
+          f"receipts {'on' if gen.receipts else 'off'} ({readers} looking at the chat), batch {gen.batch}", flush=True)
+
+    def pick() -> tuple[Client, int, tuple[int, ...]]:
+        return gen.rng.choice(clients), conv["id"], expected
+
+    runs = []
+    gen.start_sampling()
+    for rate in [float(r) for r in args.rates.split(",")]:
+        load_before = os.getloadavg()[0]
+        res = await gen.open_loop(rate, args.duration, args.warmup, pick, f"ward{rate}")
+        res["loadavg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+        res["server_rss_kib"] = gen.server_rss()
+        runs.append(res)
+        _print_rate(res)
+        await gen.quiet(1.0, limit=15)
+    await gen.stop_sampling()
+    return {"scenario": "ward", "group_size": len(conv["members"]), "members": len(clients), "readers": readers,
+            "env": before, "connect": conn, "runs": runs, "server_rss_max_kib": max(gen.rss_samples or [0]),
             "closed_unexpectedly": {str(k): v for k, v in gen.closed_unexpectedly.items()}, "reconnects": gen.reconnects}
 
 
@@ -807,7 +1061,7 @@ async def scenario_reconnect(gen: Generator, args: argparse.Namespace) -> dict[s
     expected = sum(len(r.expected) for r in missed)
     got = sum(len(r.got) for r in missed)
     dups = sum(r.dup for r in missed)
-    res = {
+    res: dict[str, Any] = {
         "scenario": "reconnect", "env": before, "connect": conn, "clients": len(clients),
         "missed_messages": len(missed), "restart_until_healthy_s": round(healthy, 3),
         "reconnect_failures_first_try": dict(failures), "seconds_until_all_open": round(opened, 3),
@@ -836,10 +1090,23 @@ def _print_rate(res: dict[str, Any]) -> None:
         f"errors {res['send_errors']}",
         flush=True,
     )
+    fs, ws = res.get("from_schedule"), res.get("worst_second")
+    if fs and ws:
+        ack, dlv = fs["ack"], fs["delivery"]
+        print(
+            f"    from the schedule: ack p50 {ack['p50_ms']} p99 {ack['p99_ms']} max {ack['max_ms']} ms; "
+            f"delivery to all p50 {dlv['p50_ms']} p99 {dlv['p99_ms']} max {dlv['max_ms']} ms; "
+            f"undelivered {fs['undelivered_messages']}, unacked {fs['unacked_messages']}\n"
+            f"    worst second: ack p99 {ws['ack_p99_ms']} max {ws['ack_max_ms']} ms, delivery p99 {ws['delivery_p99_ms']} "
+            f"max {ws['delivery_max_ms']} ms; seconds with p99 > 100 ms: ack {ws['seconds_ack_p99_over_100ms']}, "
+            f"delivery {ws['seconds_delivery_p99_over_100ms']} of {ws['seconds']}; receipts sent {res.get('receipts_sent')} "
+            f"({res.get('receipts_sent_per_s')}/s), receipt events received {res.get('receipt_events_received')}",
+            flush=True,
+        )
 
 
 SCENARIOS = {
-    "capacity": scenario_capacity, "mixed": scenario_mixed, "fanout": scenario_fanout, "idle": scenario_idle,
+    "ward": scenario_ward, "capacity": scenario_capacity, "mixed": scenario_mixed, "fanout": scenario_fanout, "idle": scenario_idle,
     "commits": scenario_commits, "storm": scenario_storm, "reconnect": scenario_reconnect,
 }
 
@@ -850,7 +1117,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=None, help="default: bench/results/data-<instance name>.json")
     p.add_argument("--plain", action="store_true", help="ws:// on the insecure bind instead of wss:// (TLS)")
     p.add_argument("--no-compression", action="store_true", help="do not offer permessage-deflate")
-    p.add_argument("--batch", action="store_true", help="connect with ?batch=1 like the browser client (frames may arrive as JSON arrays)")
+    p.add_argument("--batch", action=argparse.BooleanOptionalAction, default=None,
+                   help="connect with ?batch=1 like the browser client (frames may arrive as JSON arrays); default: on for ward")
+    p.add_argument("--receipts", action=argparse.BooleanOptionalAction, default=None,
+                   help="answer messages with delivered/read receipts as the browser client does; default: on for ward")
+    p.add_argument("--readers", type=float, default=0.0,
+                   help="with receipts: share of clients looking at the chat (they send `read` after every message)")
+    p.add_argument("--delivered-delay", type=float, default=0.25,
+                   help="with receipts: the others batch `delivered` per conversation this long (app.js: 0.25 s); "
+                        "0 = one frame per message, as a hidden tab with the conversation open")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--drain", type=float, default=10.0, help="seconds to wait for late deliveries")
     p.add_argument("--out", type=Path, default=None, help="result JSON (default bench/results/<scenario>[-<label>].json)")
@@ -858,6 +1133,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--settle-limit", type=float, default=300.0,
                    help="after connecting, wait at most this long for the server to go quiet (presence)")
     sub = p.add_subparsers(dest="scenario", required=True)
+    s = sub.add_parser("ward", help="every member of a group connected and sending, Poisson, with receipts")
+    s.add_argument("--members", type=int, default=100, help="group size: the smallest data group with this many members")
+    s.add_argument("--rates", default="50,100,200", help="aggregate msg/s over all members, one run per rate")
+    s.add_argument("--duration", type=float, default=30.0)
+    s.add_argument("--warmup", type=float, default=2.0)
     s = sub.add_parser("capacity", help="Poisson sends into the 100-member group at each rate")
     s.add_argument("--rates", default="20,50,100,200,300")
     s.add_argument("--duration", type=float, default=20.0)
