@@ -5,6 +5,8 @@
 #   BENCH_PLAIN=1 bash bench/run.sh       # ws:// on Hypercorn's insecure bind (no TLS cost)
 #   BENCH_DATABASE_URL=postgresql+asyncpg://medchat@127.0.0.1:55432/medchat_bench bash bench/run.sh
 #   BENCH_SCENARIOS="capacity fanout" bash bench/run.sh   # a subset
+#   BENCH_BATCH=1 BENCH_SCENARIOS="ward ward1000 wardmixed" bash bench/run.sh   # the ward shape (issue 10 section 3)
+#   BENCH_RECEIPTS=1 bash bench/run.sh    # every scenario's clients send receipts like the PWA
 #
 # Hypercorn is pinned to core 0 (taskset -c 0) and the generator to core 1. Results go to
 # bench/results/<scenario>-<label>.json (git-ignored); the plot to docs/performance-latency.png.
@@ -28,6 +30,11 @@ LOADGEN_FLAGS=()
 if [ -n "${BENCH_PLAIN:-}" ]; then TRANSPORT=ws; LOADGEN_FLAGS+=(--plain); fi
 # BENCH_BATCH=1: clients connect with ?batch=1, as the browser client does.
 if [ -n "${BENCH_BATCH:-}" ]; then TRANSPORT=$TRANSPORT-batch; LOADGEN_FLAGS+=(--batch); fi
+# BENCH_RECEIPTS=1: clients send delivered receipts as the browser client does (the ward
+# scenarios always do); BENCH_READERS=0.1: that share of them looks at the chat (read receipts).
+if [ -n "${BENCH_RECEIPTS:-}" ]; then TRANSPORT=$TRANSPORT-receipts; LOADGEN_FLAGS+=(--receipts); fi
+[ -n "${BENCH_READERS:-}" ] && LOADGEN_FLAGS+=(--readers "$BENCH_READERS")
+WARD_RATES=${BENCH_WARD_RATES:-50,100,200}
 LABEL=${BENCH_LABEL:-$DB-$TRANSPORT}
 INSTANCE=bench/results/instance-$DB
 
@@ -58,6 +65,9 @@ for scenario in $SCENARIOS; do
     fresh_server  # every scenario starts on a new worker process
     say "scenario $scenario"
     case $scenario in
+        ward)      gen ward --members 100 --rates "$WARD_RATES" --duration "$DURATION" ;;
+        ward1000)  gen --label "$LABEL-1000" ward --members 1000 --rates 5 --duration "$DURATION" ;;
+        wardmixed) gen --label "$LABEL-receipts" --batch --receipts mixed --users "$USERS" --rate 20 --duration 30 ;;
         capacity)  gen capacity --rates "$RATES" --duration "$DURATION" ;;
         mixed)     gen mixed --users "$USERS" --rate 20 --duration 30 ;;
         mixeddirect) gen --label "$LABEL-direct" mixed --users "$USERS" --rate 20 --duration 30 --direct-fraction 0.3 ;;
