@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from app.actions.chats import do_send_message
+from app.actions.messages import do_send_message
 from app.services import Services
-from app.store.models import Membership
+from app.store import conversations as store_conversations
+from app.store.records import MembershipRecord
 from tests.helpers import (
     actor_for,
     all_messages,
@@ -83,12 +84,10 @@ def chat_list(html: str) -> list[tuple[int, str, int]]:
 
 
 
-async def membership(svc: Services, conv_id: int, username: str) -> Membership:
-    from app.store.chats import membership_row
-
+async def membership(svc: Services, conv_id: int, username: str) -> MembershipRecord:
     uid = await user_id(svc, username)
     async with svc.db.reading() as s:
-        row = await membership_row(s, conv_id, uid, include_left=True)
+        row = await store_conversations.membership(s, conv_id, uid, include_left=True)
         assert row is not None
         return row
 
