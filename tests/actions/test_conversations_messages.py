@@ -8,6 +8,7 @@ import pytest
 
 from app.actions import conversations, messages, receipts
 from app.actions.errors import ActionError, Forbidden, NotFound, RateLimited
+from app.lib.clock import FrozenClock
 from app.realtime.events import Event
 from app.services import Services
 from app.store import conversations as store_conversations
@@ -331,3 +332,41 @@ async def test_receipts_in_a_big_group_reach_only_the_senders_whose_ticks_change
     events.clear()
     assert not await receipts.do_mark_read(svc, carol, big, m2)
     assert events == []
+
+
+async def _roles(svc: Services, conversation_id: int) -> dict[str, str]:
+    async with svc.db.reading() as s:
+        detail = await store_conversations.conversation_detail(s, conversation_id)
+    assert detail is not None
+    return {m.username: m.role for m in detail.members}
+
+
+async def test_the_longest_standing_member_succeeds_the_last_admin(svc: Services, staff: dict[str, Staff], clock: FrozenClock) -> None:
+    """When the last group admin goes, the member who joined first becomes admin, not the
+    one whose name sorts first (Dave joined before Bob and Carol)."""
+    alice = actor_for(staff["alice"])
+    group = await conversations.do_create_group(svc, alice, "Night shift", ["dave"])
+    clock.advance(60)
+    await conversations.do_add_members(svc, alice, group, ["carol"])
+    clock.advance(60)
+    await conversations.do_add_members(svc, alice, group, ["bob"])
+    await conversations.do_leave_group(svc, alice, group)
+    assert await _roles(svc, group) == {"bob": "member", "carol": "member", "dave": "admin"}
+    # Dave goes too: Carol (joined a minute before Bob) is next.
+    await conversations.do_leave_group(svc, actor_for(staff["dave"]), group)
+    assert await _roles(svc, group) == {"bob": "member", "carol": "admin"}
+
+
+async def test_succession_ties_go_to_the_lowest_user_id_and_admins_stay(svc: Services, staff: dict[str, Staff]) -> None:
+    alice = actor_for(staff["alice"])
+    group = await conversations.do_create_group(svc, alice, "Ward 9", ["dave", "carol"])  # one joined_at
+    async with svc.db.transaction() as s:
+        await store_conversations.set_role(s, group, staff["dave"].id, "admin")
+    await conversations.do_leave_group(svc, alice, group)
+    assert await _roles(svc, group) == {"carol": "member", "dave": "admin"}  # an admin remains: no heir
+    await conversations.do_leave_group(svc, actor_for(staff["dave"]), group)
+    assert await _roles(svc, group) == {"carol": "admin"}
+    group2 = await conversations.do_create_group(svc, alice, "Ward 10", ["dave", "carol"])
+    await conversations.do_leave_group(svc, alice, group2)
+    heir = min((staff["carol"], staff["dave"]), key=lambda u: u.id)
+    assert (await _roles(svc, group2))[heir.username] == "admin"
