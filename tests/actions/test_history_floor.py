@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from app.actions import conversations, messages
+from app.actions import access, conversations, messages
 from app.actions.errors import ActionError, NotFound
 from app.services import Services
 from app.store.records import Staff
@@ -64,3 +64,30 @@ async def test_re_added_member_starts_again_from_the_re_adding(svc: Services, st
     bodies = [m.body for m in (await messages.view_conversation(svc, bob, group, before_id=None, mark_read=True)).messages]
     assert gone.message.body not in bodies
     assert seen.message.body not in bodies
+
+
+async def test_the_access_check_is_membership_and_the_floor(svc: Services, staff: dict[str, Staff]) -> None:
+    """``access_conversation`` / ``access_message``: one rule for every action and door."""
+    alice, dave = actor_for(staff["alice"]), staff["dave"]
+    group = await conversations.do_create_group(svc, alice, "Ward 7", ["bob"])
+    before = await messages.do_send_message(svc, alice, group, "before dave", new_id())
+    for check in (
+        access.access_conversation(svc, dave, group),
+        access.access_message(svc, dave, group, before.message.id),
+        access.access_conversation(svc, dave, 10**9),
+    ):
+        with pytest.raises(NotFound):
+            await check
+    await conversations.do_add_members(svc, alice, group, ["dave"])
+    mine = await access.access_conversation(svc, dave, group)
+    assert (mine.kind, mine.role, mine.history_from_id) == ("group", "member", before.message.id)
+    with pytest.raises(NotFound, match="No such message"):
+        await access.access_message(svc, dave, group, before.message.id)  # below my floor
+    after = await messages.do_send_message(svc, alice, group, "after dave", new_id(), reply_to=before.message.id)
+    async with svc.db.reading() as s:  # inside a unit of work too
+        _mine, rec = await access.access_message(s, dave, group, after.message.id)
+    assert rec.body == "after dave" and rec.reply_body == ""  # the quote is from before my floor
+    other = await conversations.do_open_direct(svc, alice, "bob")
+    elsewhere = await messages.do_send_message(svc, alice, other, "not in the group", new_id())
+    with pytest.raises(NotFound):
+        await access.access_message(svc, staff["bob"], group, elsewhere.message.id)  # wrong conversation
