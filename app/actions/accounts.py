@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from app.actions import Actor, live
+from app.actions import Actor, presence
 from app.actions.errors import ActionError, Forbidden, NotFound
-from app.actions.live import Presence
-from app.lib.clock import as_utc
+from app.actions.presence import Presence
 from app.lib.passwords import password_problem
 from app.lib.text import TextError, clean_line
 from app.lib.tokens import new_token, token_hash
+from app.lib.usernames import USERNAME, normal_username
 from app.realtime.events import Event
 from app.services import Services
 from app.store import audit, invites, sessions, staff
-from app.store.models import User
+from app.store.db import Conflict, Session
 from app.store.records import AuditRecord, Staff, StaffPage
 
-USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 ROLES = ("admin", "member")
 
 
@@ -38,8 +33,8 @@ class StaffFields:
 
 
 def _check_fields(fields: StaffFields) -> StaffFields:
-    username = fields.username.strip().lower()
-    if not USERNAME.match(username):
+    username = normal_username(fields.username)
+    if not USERNAME.fullmatch(username):
         raise ActionError(
             "bad_username",
             "A username is 2 to 64 characters: lower-case letters, digits, dot, dash or underscore.",
@@ -110,7 +105,7 @@ async def do_setup_admin(svc: Services, token: str, fields: StaffFields, passwor
             password_hash=hashed, now=now,
         )
         await audit.add_entry(s, at=now, action="account_created", actor_id=row.id, actor_name=row.username, target_user_id=row.id, ip=ip, detail="first administrator via setup link")
-        return staff.to_staff(row)
+        return row
 
 
 async def invite_for(svc: Services, token: str) -> Staff | None:
@@ -135,11 +130,7 @@ async def do_accept_invite(svc: Services, token: str, password: str, ip: str) ->
     async with svc.db.transaction() as s:
         if not await invites.use_invite(s, token_hash(token), now):
             raise NotFound("This link has been used or has expired. Ask an administrator for a new one.")
-        row = await staff.user_row(s, user.id)
-        assert row is not None
-        row.password_hash = hashed
-        row.failed_logins = 0
-        row.locked_until = None
+        await staff.set_password(s, user.id, hashed)
         await audit.add_entry(s, at=now, action="password_set", actor_id=user.id, actor_name=user.username, target_user_id=user.id, ip=ip)
     return user
 
@@ -149,7 +140,7 @@ def _require_admin(actor: Actor) -> None:
         raise Forbidden("Only administrators can manage accounts.")
 
 
-async def _new_invite(svc: Services, s: AsyncSession, user_id: int, purpose: str, actor: Actor) -> str:
+async def _new_invite(svc: Services, s: Session, user_id: int, purpose: str, actor: Actor) -> str:
     now = svc.clock.now()
     await invites.cancel_invites(s, now, user_id=user_id)
     token = new_token()
@@ -160,9 +151,9 @@ async def _new_invite(svc: Services, s: AsyncSession, user_id: int, purpose: str
     return token
 
 
-async def _insert_account(s: AsyncSession, checked: StaffFields, password_hash: str | None, now: datetime) -> User:
+async def _insert_account(s: Session, checked: StaffFields, password_hash: str | None, now: datetime) -> Staff:
     """Add an account row, or refuse a taken username (the unique index backs this up)."""
-    if await staff.user_row_by_username(s, checked.username) is not None:
+    if await staff.staff_named(s, checked.username) is not None:
         raise ActionError("username_taken", "That username is taken.", field="username")
     return await staff.add_user(
         s, username=checked.username, display_name=checked.display_name,
@@ -181,8 +172,8 @@ async def do_create_staff(svc: Services, actor: Actor, fields: StaffFields) -> t
             row = await _insert_account(s, checked, None, now)
             token = await _new_invite(svc, s, row.id, "invite", actor)
             await audit.add_entry(s, at=now, action="account_created", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=row.id, ip=actor.ip, detail=f"role {checked.role}")
-            created = staff.to_staff(row)
-    except IntegrityError as exc:
+            created = row
+    except Conflict as exc:
         raise ActionError("username_taken", "That username is taken.", field="username") from exc
     return created, token
 
@@ -197,8 +188,8 @@ async def create_user_with_password(svc: Services, fields: StaffFields, password
         async with svc.db.transaction() as s:
             row = await _insert_account(s, checked, hashed, now)
             await audit.add_entry(s, at=now, action="account_created", target_user_id=row.id, detail=f"command line, role {checked.role}")
-            return staff.to_staff(row)
-    except IntegrityError as exc:
+            return row
+    except Conflict as exc:
         raise ActionError("username_taken", "That username is taken.", field="username") from exc
 
 
@@ -209,14 +200,14 @@ async def do_set_active(svc: Services, actor: Actor, user_id: int, active: bool)
     now = svc.clock.now()
     ended: list[str] = []
     async with svc.db.transaction() as s:
-        row = await staff.user_row(s, user_id, for_update=True)
+        row = await staff.get_staff(s, user_id, for_update=True)
         if row is None:
             raise NotFound("No such account.")
         if row.active == active:
             return
         if not active and row.role == "admin" and await staff.active_admin_count(s) <= 1:
             raise ActionError("last_admin", "The last active administrator cannot be deactivated.")
-        row.active = active
+        await staff.set_active(s, user_id, active)
         if not active:
             ended = await sessions.end_user_sessions(s, user_id, now, "deactivated")
             # An invite or reset link issued before must not come back to life at reactivation.
@@ -231,15 +222,14 @@ async def do_unlock_account(svc: Services, actor: Actor, user_id: int) -> bool:
     _require_admin(actor)
     now = svc.clock.now()
     async with svc.db.transaction() as s:
-        row = await staff.user_row(s, user_id, for_update=True)
+        row = await staff.get_staff(s, user_id, for_update=True)
         if row is None:
             raise NotFound("No such account.")
-        locked_until = as_utc(row.locked_until) if row.locked_until else None
+        locked_until = row.locked_until
         if (locked_until is None or locked_until <= now) and not row.failed_logins:
             return False
         detail = f"was locked until {locked_until.isoformat(timespec='seconds')}" if locked_until and locked_until > now else f"{row.failed_logins} failures forgotten"
-        row.failed_logins = 0
-        row.locked_until = None
+        await staff.clear_failures(s, user_id)
         await audit.add_entry(s, at=now, action="account_unlocked", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=user_id, ip=actor.ip, detail=detail)
     return True
 
@@ -249,16 +239,15 @@ async def do_reset_password(svc: Services, actor: Actor, user_id: int) -> tuple[
     _require_admin(actor)
     now = svc.clock.now()
     async with svc.db.transaction() as s:
-        row = await staff.user_row(s, user_id, for_update=True)
+        row = await staff.get_staff(s, user_id, for_update=True)
         if row is None:
             raise NotFound("No such account.")
-        row.password_hash = None
-        row.failed_logins = 0
-        row.locked_until = None
+        await staff.set_password(s, user_id, None)
         ended = await sessions.end_user_sessions(s, user_id, now, "password_reset")
         token = await _new_invite(svc, s, user_id, "reset", actor)
         await audit.add_entry(s, at=now, action="password_reset", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=user_id, ip=actor.ip, detail=f"{len(ended)} sessions ended")
-        target = staff.to_staff(row)
+        target = await staff.get_staff(s, user_id)
+        assert target is not None
     if ended:
         await svc.publish(Event("session_ended", session_ids=tuple(ended)))
     return target, token
@@ -270,14 +259,15 @@ async def do_change_role(svc: Services, actor: Actor, user_id: int, role: str) -
         raise ActionError("bad_role", "The role is admin or member.", field="role")
     now = svc.clock.now()
     async with svc.db.transaction() as s:
-        row = await staff.user_row(s, user_id, for_update=True)
+        row = await staff.get_staff(s, user_id, for_update=True)
         if row is None:
             raise NotFound("No such account.")
         if row.role == role:
             return
         if row.role == "admin" and row.active and await staff.active_admin_count(s) <= 1:
             raise ActionError("last_admin", "The last active administrator cannot stop being one.")
-        old, row.role = row.role, role
+        old = row.role
+        await staff.set_role(s, user_id, role)
         await audit.add_entry(s, at=now, action="role_changed", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=user_id, ip=actor.ip, detail=f"{old} -> {role}")
 
 
@@ -302,7 +292,7 @@ class Directory:
 
     ``pinned`` are shown above the page whatever the search (the people already ticked) and
     are not on any page. ``presence`` holds only the people, among those shown, who share
-    presence with the viewer (``live.shared_presence``); nobody else's is ever looked up.
+    presence with the viewer (``presence.shared_presence``); nobody else's is ever looked up.
     """
 
     found: StaffPage
@@ -340,8 +330,8 @@ async def directory(
             per_page=svc.config["DIRECTORY_PAGE_SIZE"], exclude_ids=left_out,
         )
     shown = [p.id for p in pinned] + [p.id for p in found.people]
-    presence = await live.shared_presence(svc, viewer.id, shown)
-    return Directory(found=found, pinned=pinned, departments=known, department=department, presence=presence)
+    shared = await presence.shared_presence(svc, viewer.id, shown)
+    return Directory(found=found, pinned=pinned, departments=known, department=department, presence=shared)
 
 
 async def active_staff_named(svc: Services, usernames: list[str]) -> list[Staff]:

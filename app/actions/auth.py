@@ -7,17 +7,14 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.actions import Actor
 from app.actions.errors import LoginFailed, NotFound
-from app.lib.clock import as_utc
 from app.lib.errors import Unavailable
 from app.lib.tokens import new_token, token_hash
 from app.realtime.events import Event
 from app.services import Services
 from app.store import audit, sessions, staff
-from app.store.models import AuthSession
+from app.store.db import Session
 from app.store.records import SessionInfo, Staff
 
 log = logging.getLogger("medchat.sessions")
@@ -38,17 +35,17 @@ async def do_login(svc: Services, username: str, password: str, ip: str, user_ag
     name = username.strip().lower()[:64]
     now = svc.clock.now()
     async with svc.db.reading() as s:
-        row = await staff.user_row_by_username(s, name)
-        snapshot = None if row is None else (row.id, row.password_hash, row.active, row.locked_until)
-    stored_hash = snapshot[1] if snapshot else None
+        found = await staff.credentials(s, name)
+    stored_hash = found[1] if found else None
     ok = await asyncio.to_thread(svc.passwords.verify, stored_hash, password)
-    if snapshot is None:
+    if found is None:
         async with svc.db.transaction() as s:
             # Not the typed name: people type their password into the username field.
             await audit.add_entry(s, at=now, action="login_failed", ip=ip, detail="unknown user")
         raise LoginFailed(svc.config["LOCKOUT_AFTER_FAILURES"])
-    user_id, _hash, active, locked_until = snapshot
-    locked = locked_until is not None and as_utc(locked_until) > now
+    account = found[0]
+    user_id, active = account.id, account.active
+    locked = account.locked_at(now)
     if ok and active and not locked:
         token = new_token()
         async with svc.db.transaction() as s:
@@ -80,7 +77,7 @@ async def do_sign_in_after_link(svc: Services, user: Staff, ip: str, user_agent:
     return LoggedIn(token=token, user=user)
 
 
-async def _count_failure(svc: Services, s: AsyncSession, user_id: int, name: str, ip: str) -> None:
+async def _count_failure(svc: Services, s: Session, user_id: int, name: str, ip: str) -> None:
     now = svc.clock.now()
     failures = await staff.add_failure(s, user_id)
     await audit.add_entry(s, at=now, action="login_failed", actor_id=user_id, actor_name=name, ip=ip, detail=f"wrong password ({failures} in a row)")
@@ -106,13 +103,13 @@ class EndedSession:
     reason: str
 
 
-def _expiry(svc: Services, row: AuthSession, user_active: bool, now: datetime) -> str | None:
+def _expiry(svc: Services, row: SessionInfo, user_active: bool, now: datetime) -> str | None:
     """The reason a still-open session has run out at ``now``, None while it is live."""
     if not user_active:
         return "deactivated"
-    if now - as_utc(row.created_at) >= timedelta(seconds=svc.config["SESSION_MAX_SECONDS"]):
+    if now - row.created_at >= timedelta(seconds=svc.config["SESSION_MAX_SECONDS"]):
         return "lifetime"
-    if now - as_utc(row.last_seen_at) >= timedelta(seconds=svc.config["SESSION_IDLE_SECONDS"]):
+    if now - row.last_seen_at >= timedelta(seconds=svc.config["SESSION_IDLE_SECONDS"]):
         return "idle"
     return None
 
@@ -143,10 +140,10 @@ async def check_session(svc: Services, token: str, *, activity: bool, ip: str | 
         if ended:
             await svc.publish(Event("session_ended", session_ids=(session_hash,)))
         return EndedSession(reason)
-    if activity and (now - as_utc(row.last_seen_at)).total_seconds() >= svc.config["SESSION_TOUCH_SECONDS"]:
+    if activity and (now - row.last_seen_at).total_seconds() >= svc.config["SESSION_TOUCH_SECONDS"]:
         async with svc.db.transaction() as s:
             await sessions.touch_session(s, session_hash, now)
-    return ResolvedSession(user=staff.to_staff(user_row), session_id=session_hash)
+    return ResolvedSession(user=user_row, session_id=session_hash)
 
 
 async def resolve_session(svc: Services, token: str, *, activity: bool, ip: str | None = None) -> ResolvedSession | None:

@@ -12,13 +12,22 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.lib.errors import Unavailable
 from app.lib.private_files import create_private_file, make_private, make_private_folder
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+# The session type, for the actions' hints: they pass sessions through to store functions
+# and never use SQLAlchemy themselves.
+Session = AsyncSession
+
+
+class Conflict(Exception):
+    """A write broke a unique constraint (a concurrent request wrote the same row first);
+    the transaction was rolled back."""
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -88,11 +97,14 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """Yield a session inside a transaction that commits on exit, rolls back on error.
 
-        A lock timeout or a lost connection becomes ``Unavailable`` (nothing was written).
+        A lock timeout or a lost connection becomes ``Unavailable`` and a broken unique
+        constraint ``Conflict`` (nothing was written either way).
         """
         try:
             async with self._sessions() as session, session.begin():
                 yield session
+        except IntegrityError as exc:
+            raise Conflict() from exc
         except (OperationalError, InterfaceError) as exc:
             raise Unavailable() from exc
 

@@ -7,7 +7,9 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.lib.clock import as_utc
 from app.store.models import Invite
+from app.store.records import InviteRecord
 
 
 async def add_invite(
@@ -35,9 +37,9 @@ async def add_invite(
 
 async def usable_invite(
     s: AsyncSession, token_hash: str, purposes: tuple[str, ...], now: datetime
-) -> Invite | None:
+) -> InviteRecord | None:
     """Return the invite if it exists, has one of ``purposes``, is unused and unexpired."""
-    return (
+    row = (
         await s.execute(
             select(Invite).where(
                 Invite.token_hash == token_hash,
@@ -47,6 +49,7 @@ async def usable_invite(
             )
         )
     ).scalar_one_or_none()
+    return InviteRecord(purpose=row.purpose, user_id=row.user_id, expires_at=as_utc(row.expires_at)) if row else None
 
 
 async def use_invite(s: AsyncSession, token_hash: str, now: datetime) -> bool:

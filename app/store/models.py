@@ -116,7 +116,10 @@ class WatermarkMove(Base):
     message's info view ("read 10:42") are the first move that reached the message."""
 
     __tablename__ = "watermark_moves"
-    __table_args__ = (Index("ix_watermark_moves_conversation_user", "conversation_id", "user_id", "delivered_id"),)
+    __table_args__ = (
+        Index("ix_watermark_moves_conversation_user", "conversation_id", "user_id", "delivered_id"),
+        Index("ix_watermark_moves_conversation_user_read", "conversation_id", "user_id", "read_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))

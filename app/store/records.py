@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 
@@ -18,6 +18,8 @@ class Staff:
     has_password: bool
     # Set after too many wrong passwords; the account is locked while this lies ahead.
     locked_until: datetime | None = None
+    # Wrong passwords in a row (volatile: left out of comparisons).
+    failed_logins: int = field(default=0, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -49,6 +51,8 @@ class SessionInfo:
     last_seen_at: datetime
     user_agent: str
     ip: str
+    ended_at: datetime | None = None
+    end_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,29 @@ class MemberRecord:
 
 
 @dataclass(frozen=True)
+class MembershipRecord:
+    """One current member's place in a conversation, with the conversation's own fields
+    (what the access check returns: enough for most actions without the member list)."""
+
+    conversation_id: int
+    kind: str
+    title: str
+    last_message_id: int
+    user_id: int
+    role: str
+    joined_at: datetime
+    history_from_id: int
+    last_read_id: int
+    last_delivered_id: int
+
+
+@dataclass(frozen=True)
+class Watermarks:
+    read_id: int
+    delivered_id: int
+
+
+@dataclass(frozen=True)
 class ConversationDetail:
     id: int
     kind: str
@@ -110,6 +137,13 @@ class ConversationDetail:
 
     def member(self, user_id: int) -> MemberRecord | None:
         return next((m for m in self.members if m.user_id == user_id), None)
+
+    def title_for(self, user_id: int) -> str:
+        """The name ``user_id`` sees: a group's title, or the other person of a direct chat."""
+        if self.kind == "group":
+            return self.title
+        other = next((m for m in self.members if m.user_id != user_id), None)
+        return other.display_name if other else "(former colleague)"
 
 
 @dataclass(frozen=True)

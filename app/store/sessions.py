@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib.clock import as_utc
 from app.store.models import AuthSession, User
-from app.store.records import SessionInfo
+from app.store.records import SessionInfo, Staff
+from app.store.staff import to_staff
 
 
 def to_info(row: AuthSession) -> SessionInfo:
@@ -20,6 +21,8 @@ def to_info(row: AuthSession) -> SessionInfo:
         last_seen_at=as_utc(row.last_seen_at),
         user_agent=row.user_agent,
         ip=row.ip,
+        ended_at=as_utc(row.ended_at) if row.ended_at else None,
+        end_reason=row.end_reason,
     )
 
 
@@ -39,7 +42,8 @@ async def add_session(
     await s.flush()
 
 
-async def session_with_user(s: AsyncSession, session_hash: str) -> tuple[AuthSession, User] | None:
+async def session_with_user(s: AsyncSession, session_hash: str) -> tuple[SessionInfo, Staff] | None:
+    """The session behind a cookie (ended or not) and its account."""
     row = (
         await s.execute(
             select(AuthSession, User)
@@ -47,7 +51,7 @@ async def session_with_user(s: AsyncSession, session_hash: str) -> tuple[AuthSes
             .where(AuthSession.id == session_hash)
         )
     ).first()
-    return (row[0], row[1]) if row else None
+    return (to_info(row[0]), to_staff(row[1])) if row else None
 
 
 async def touch_session(s: AsyncSession, session_hash: str, now: datetime) -> None:

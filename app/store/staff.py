@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib.clock import as_utc
 from app.lib.text import search_words
+from app.lib.usernames import is_username, normal_username
 from app.store.models import User
 from app.store.records import Staff, StaffPage
 
@@ -25,6 +26,7 @@ def to_staff(row: User) -> Staff:
         active=row.active,
         has_password=row.password_hash is not None,
         locked_until=as_utc(row.locked_until) if row.locked_until else None,
+        failed_logins=row.failed_logins,
     )
 
 
@@ -40,18 +42,47 @@ async def user_row(s: AsyncSession, user_id: int, *, for_update: bool = False) -
 
 
 async def user_row_by_username(s: AsyncSession, username: str) -> User | None:
-    return (
-        await s.execute(select(User).where(User.username == username.strip().lower()))
-    ).scalar_one_or_none()
+    name = normal_username(username)
+    if not is_username(name):
+        return None  # names nobody; NUL and the like must not reach the database
+    return (await s.execute(select(User).where(User.username == name))).scalar_one_or_none()
 
 
-async def get_staff(s: AsyncSession, user_id: int) -> Staff | None:
-    row = await user_row(s, user_id)
+async def get_staff(s: AsyncSession, user_id: int, *, for_update: bool = False) -> Staff | None:
+    """The account, or None; ``for_update`` locks its row until the transaction ends."""
+    row = await user_row(s, user_id, for_update=for_update)
     return to_staff(row) if row else None
 
 
+async def staff_named(s: AsyncSession, username: str) -> Staff | None:
+    row = await user_row_by_username(s, username)
+    return to_staff(row) if row else None
+
+
+async def credentials(s: AsyncSession, username: str) -> tuple[Staff, str | None] | None:
+    """The account named ``username`` with its password hash (None: no password set)."""
+    row = await user_row_by_username(s, username)
+    return (to_staff(row), row.password_hash) if row else None
+
+
+async def set_password(s: AsyncSession, user_id: int, password_hash: str | None) -> None:
+    """Set (or, with None, clear) the password; wrong-password failures and a lock go too."""
+    await s.execute(
+        update(User).where(User.id == user_id).values(password_hash=password_hash, failed_logins=0, locked_until=None)
+    )
+
+
+async def set_active(s: AsyncSession, user_id: int, active: bool) -> None:
+    await s.execute(update(User).where(User.id == user_id).values(active=active))
+
+
+async def set_role(s: AsyncSession, user_id: int, role: str) -> None:
+    await s.execute(update(User).where(User.id == user_id).values(role=role))
+
+
 async def staff_by_usernames(s: AsyncSession, usernames: list[str]) -> list[Staff]:
-    names = sorted({u.strip().lower() for u in usernames if u.strip()})
+    """The accounts among ``usernames``; names that cannot be usernames are left out."""
+    names = sorted({n for n in map(normal_username, usernames) if is_username(n)})
     if not names:
         return []
     rows = (await s.execute(select(User).where(User.username.in_(names)))).scalars()
@@ -68,7 +99,7 @@ async def add_user(
     role: str,
     password_hash: str | None,
     now: datetime,
-) -> User:
+) -> Staff:
     row = User(
         username=username,
         display_name=display_name,
@@ -82,7 +113,7 @@ async def add_user(
     )
     s.add(row)
     await s.flush()
-    return row
+    return to_staff(row)
 
 
 def _search(query: str, *, department: str | None = None, include_inactive: bool = False) -> Select[User]:

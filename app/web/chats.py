@@ -9,11 +9,13 @@ from quart.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest
 
-from app.actions import accounts, chats
-from app.actions.chats import GROUP_ADMIN_ROLES
+from app.actions import accounts, conversations, messages, receipts
+from app.actions.access import access_conversation
+from app.actions.conversations import GROUP_ADMIN_ROLES
 from app.actions.errors import ActionError, NotFound
 from app.actions.frames import message_dict
 from app.lib.tokens import new_client_msg_id
+from app.lib.usernames import is_username, normal_username
 from app.store.records import ConversationSummary, Staff
 from app.web import confirmations
 from app.web.context import actor, current_actor, id_arg, login_required, svc
@@ -30,7 +32,7 @@ def _int_arg(name: str, *, minimum: int = 1) -> int | None:
 @bp.get("/chats")
 @login_required
 async def chat_list() -> str:
-    convs = await chats.list_conversations(svc(), actor().user)
+    convs = await conversations.list_conversations(svc(), actor().user)
     unread_total = sum(c.unread for c in convs)
     return await render_template("chats/list.html", conversations=convs, unread_total=unread_total, last_id=_resume_point(convs), current_id=None)
 
@@ -80,7 +82,7 @@ async def directory() -> str:
 @login_required
 async def open_direct() -> ResponseReturnValue:
     form = await request.form
-    conv_id = await chats.do_open_direct(svc(), actor(), form.get("username", "")[:64])
+    conv_id = await conversations.do_open_direct(svc(), actor(), form.get("username", "")[:64])
     return redirect(url_for("chats.conversation", conversation_id=conv_id, _anchor="bottom"), 303)
 
 
@@ -102,8 +104,15 @@ async def new_group_filter() -> str:
     return await _new_group_page(query, department, page, form.get("title", "")[:500], _chosen(form.getlist("members")), None)
 
 
-def _chosen(raw: list[str]) -> list[str]:
+def _picked(raw: list[str]) -> list[str]:
+    """The member names a form posted, as many as a group may hold and one more (so the
+    action can say "too many"), each cut to a username's length."""
     return [m[:64] for m in raw][: current_app.config["GROUP_MAX_MEMBERS"] + 1]
+
+
+def _chosen(raw: list[str]) -> list[str]:
+    """The posted names that can be usernames, to show ticked again (junk names nobody)."""
+    return [m for m in _picked(raw) if is_username(normal_username(m))]
 
 
 async def _ticked(chosen: list[str], left_out: set[int]) -> list[Staff]:
@@ -130,14 +139,14 @@ async def _new_group_page(query: str, department: str, page: int, title: str, ch
 async def create_group() -> ResponseReturnValue:
     form = await request.form
     title = form.get("title", "")[:500]
-    members = _chosen(form.getlist("members"))
+    members = _picked(form.getlist("members"))
     try:
-        conv_id = await chats.do_create_group(svc(), actor(), title, members)
+        conv_id = await conversations.do_create_group(svc(), actor(), title, members)
     except ActionError as exc:
         if exc.status != 400:
             raise
         query, department, page = _search_args(form)
-        return await _new_group_page(query, department, page, title, members, exc.message), 400
+        return await _new_group_page(query, department, page, title, _chosen(members), exc.message), 400
     return redirect(url_for("chats.conversation", conversation_id=conv_id, _anchor="bottom"), 303)
 
 
@@ -154,14 +163,14 @@ async def _conversation_page(conversation_id: int, *, body: str = "", client_msg
     count = _int_arg("n", minimum=0) or 0
     # The list beside the conversation (two panes on a desktop) is read first, so the id the
     # script resumes from is never newer than anything the page shows.
-    convs = await chats.list_conversations(svc(), actor().user)
-    view = await chats.view_conversation(svc(), actor(), conversation_id, before_id=before, mark_read=not auto and error is None)
+    convs = await conversations.list_conversations(svc(), actor().user)
+    view = await messages.view_conversation(svc(), actor(), conversation_id, before_id=before, mark_read=not auto and error is None)
     reply = None
     if reply_to is None:
         reply_to = _int_arg("reply_to")
     if reply_to is not None:
         try:
-            reply = await chats.message_for(svc(), actor().user, conversation_id, reply_to)
+            reply = await messages.message_for(svc(), actor().user, conversation_id, reply_to)
         except NotFound:
             reply = None
     return await render_template(
@@ -196,8 +205,8 @@ async def message_pane(conversation_id: int) -> ResponseReturnValue:
         return await render_template("chats/pane_signed_out.html", conversation_id=conversation_id)
     since = _int_arg("since", minimum=0)
     count = _int_arg("n", minimum=0) or 0
-    view = await chats.view_conversation(svc(), actor(), conversation_id, before_id=None, mark_read=False)
-    convs = await chats.list_conversations(svc(), actor().user)
+    view = await messages.view_conversation(svc(), actor(), conversation_id, before_id=None, mark_read=False)
+    convs = await conversations.list_conversations(svc(), actor().user)
     return await render_template(
         "chats/pane.html", view=view, before=None, framed=True,
         read_mark=view.my_last_read_id if since is None else since,
@@ -218,9 +227,9 @@ async def older_messages(conversation_id: int) -> ResponseReturnValue:
     """
     before = _int_arg("before")
     if before is None:
-        await chats.conversation_detail(svc(), actor().user, conversation_id)  # 404 first
+        await access_conversation(svc(), actor().user, conversation_id)  # 404 first
         raise BadRequest("before is required.")
-    view = await chats.view_conversation(svc(), actor(), conversation_id, before_id=before, mark_read=False)
+    view = await messages.view_conversation(svc(), actor(), conversation_id, before_id=before, mark_read=False)
     response = jsonify({"messages": [message_dict(m) for m in view.messages], "has_older": view.has_older})
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -240,7 +249,7 @@ async def send_message(conversation_id: int) -> ResponseReturnValue:
     client_msg_id = form.get("client_msg_id", "")[:64]
     reply_to = id_arg("reply_to", form.get("reply_to"))
     try:
-        await chats.do_send_message(svc(), actor(), conversation_id, body, client_msg_id, reply_to)
+        await messages.do_send_message(svc(), actor(), conversation_id, body, client_msg_id, reply_to)
     except ActionError as exc:
         if exc.status != 400:
             raise
@@ -255,7 +264,7 @@ async def send_message(conversation_id: int) -> ResponseReturnValue:
 @login_required
 async def message_info(conversation_id: int, message_id: int) -> str:
     """Message info: who has read one of my messages and who it has only reached, with times."""
-    info = await chats.message_info(svc(), actor().user, conversation_id, message_id)
+    info = await receipts.message_info(svc(), actor().user, conversation_id, message_id)
     return await render_template("chats/message_info.html", info=info, conversation_id=conversation_id)
 
 
@@ -278,7 +287,7 @@ async def _info_page(conversation_id: int, error: str | None, *, query: str = ""
     """The conversation's details; for a group admin, the list to add colleagues from:
     those ticked first, then a page of the search, members shown as such and not tickable."""
     me = actor().user
-    detail = await chats.conversation_detail(svc(), me, conversation_id)
+    detail = await conversations.conversation_detail(svc(), me, conversation_id)
     mine = detail.member(me.id)
     found = None
     if detail.kind == "group" and mine is not None and mine.role in GROUP_ADMIN_ROLES:
@@ -296,7 +305,7 @@ async def _info_page(conversation_id: int, error: str | None, *, query: str = ""
 async def rename(conversation_id: int) -> ResponseReturnValue:
     form = await request.form
     try:
-        await chats.do_rename_group(svc(), actor(), conversation_id, form.get("title", "")[:500])
+        await conversations.do_rename_group(svc(), actor(), conversation_id, form.get("title", "")[:500])
     except ActionError as exc:
         if exc.status != 400:
             raise
@@ -310,7 +319,7 @@ async def add_members(conversation_id: int) -> ResponseReturnValue:
     form = await request.form
     names = [n for raw in form.getlist("username") for n in raw.replace(",", " ").split()][:200]
     try:
-        await chats.do_add_members(svc(), actor(), conversation_id, names)
+        await conversations.do_add_members(svc(), actor(), conversation_id, names)
     except ActionError as exc:
         if exc.status != 400:
             raise
@@ -321,7 +330,7 @@ async def add_members(conversation_id: int) -> ResponseReturnValue:
 
 async def confirm_remove_member(conversation_id: int, user_id: int) -> str:
     """Ask once before removing a member (the page's script asks with a dialog instead)."""
-    detail = await chats.conversation_detail(svc(), actor().user, conversation_id)
+    detail = await conversations.conversation_detail(svc(), actor().user, conversation_id)
     target = detail.member(user_id)
     if detail.kind != "group" or target is None:
         raise NotFound("That colleague is not in this group.")
@@ -334,7 +343,7 @@ async def confirm_remove_member(conversation_id: int, user_id: int) -> str:
 
 
 async def confirm_leave(conversation_id: int) -> str:
-    detail = await chats.conversation_detail(svc(), actor().user, conversation_id)
+    detail = await conversations.conversation_detail(svc(), actor().user, conversation_id)
     if detail.kind != "group":
         raise NotFound("You can only leave groups.")
     question, consequence = confirmations.leave_group(detail.title)
@@ -350,7 +359,7 @@ async def confirm_leave(conversation_id: int) -> str:
 async def remove_member(conversation_id: int, user_id: int) -> ResponseReturnValue:
     if request.method == "GET":
         return await confirm_remove_member(conversation_id, user_id)
-    await chats.do_remove_member(svc(), actor(), conversation_id, user_id)
+    await conversations.do_remove_member(svc(), actor(), conversation_id, user_id)
     if user_id == actor().user.id:
         return redirect(url_for("chats.chat_list"), 303)
     return redirect(url_for("chats.info", conversation_id=conversation_id), 303)
@@ -361,5 +370,5 @@ async def remove_member(conversation_id: int, user_id: int) -> ResponseReturnVal
 async def leave(conversation_id: int) -> ResponseReturnValue:
     if request.method == "GET":
         return await confirm_leave(conversation_id)
-    await chats.do_leave_group(svc(), actor(), conversation_id)
+    await conversations.do_leave_group(svc(), actor(), conversation_id)
     return redirect(url_for("chats.chat_list"), 303)

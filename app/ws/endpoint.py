@@ -22,10 +22,12 @@ from quart_auth import current_user
 
 from app.actions import Actor
 from app.actions.auth import resolve_session
-from app.actions.chats import do_mark_delivered, do_mark_read, do_send_message
 from app.actions.errors import ActionError
 from app.actions.frames import message_dict
-from app.actions.live import announce_presence, contacts, do_typing, last_seen, missed_messages
+from app.actions.messages import do_send_message, missed_messages
+from app.actions.presence import announce_presence, contacts, last_seen
+from app.actions.receipts import do_mark_delivered, do_mark_read
+from app.actions.typing import do_typing
 from app.lib.errors import Unavailable
 from app.lib.forwarded import peer_address
 from app.lib.ids import parse_position

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from app.actions import chats
+from app.actions import conversations
 from app.services import Services
 from app.store.records import Staff
 from tests.helpers import actor_for
@@ -19,4 +19,4 @@ async def staff(make_user: Any) -> dict[str, Staff]:
 
 @pytest.fixture
 async def group(svc: Services, staff: dict[str, Staff]) -> int:
-    return await chats.do_create_group(svc, actor_for(staff["alice"]), "Ward 7", ["bob", "carol"])
+    return await conversations.do_create_group(svc, actor_for(staff["alice"]), "Ward 7", ["bob", "carol"])

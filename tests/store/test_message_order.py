@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from app.actions import chats as chat_actions
+from app.actions import conversations
 from app.services import Services
-from app.store import chats
+from app.store import messages as store_messages
 from tests.helpers import actor_for
 
 
 async def _insert(svc: Services, conversation_id: int, sender: int, body: str) -> int:
     async with svc.db.transaction() as s:
-        return await chats.insert_message(
+        return await store_messages.insert_message(
             s, conversation_id=conversation_id, sender_id=sender, kind="text", body=body,
             client_msg_id=None, reply_to_id=None, now=svc.clock.now(),
         )
@@ -22,11 +22,11 @@ async def _insert(svc: Services, conversation_id: int, sender: int, body: str) -
 async def test_a_second_insert_waits_for_the_first_to_commit(svc: Services, make_user: Any) -> None:
     alice, carol = await make_user("alice"), await make_user("carol")
     await make_user("bob")
-    conv = await chat_actions.do_open_direct(svc, actor_for(alice), "bob")
+    conv = await conversations.do_open_direct(svc, actor_for(alice), "bob")
     # Another conversation: no row the two transactions share, only the order lock.
-    other = await chat_actions.do_open_direct(svc, actor_for(carol), "bob")
+    other = await conversations.do_open_direct(svc, actor_for(carol), "bob")
     async with svc.db.transaction() as s:
-        first = await chats.insert_message(
+        first = await store_messages.insert_message(
             s, conversation_id=conv, sender_id=alice.id, kind="text", body="first",
             client_msg_id=None, reply_to_id=None, now=svc.clock.now(),
         )

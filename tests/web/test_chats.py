@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from app.actions.chats import do_send_message
+from app.actions.messages import do_send_message
 from app.services import Services
-from app.store.models import Membership
+from app.store import conversations as store_conversations
+from app.store.records import MembershipRecord
 from tests.helpers import (
     actor_for,
     all_messages,
@@ -83,12 +84,10 @@ def chat_list(html: str) -> list[tuple[int, str, int]]:
 
 
 
-async def membership(svc: Services, conv_id: int, username: str) -> Membership:
-    from app.store.chats import membership_row
-
+async def membership(svc: Services, conv_id: int, username: str) -> MembershipRecord:
     uid = await user_id(svc, username)
     async with svc.db.reading() as s:
-        row = await membership_row(s, conv_id, uid, include_left=True)
+        row = await store_conversations.membership(s, conv_id, uid, include_left=True)
         assert row is not None
         return row
 
@@ -337,6 +336,32 @@ async def test_direct_chat_with_nobody_or_myself(login_as: Any) -> None:
     assert (await alice.submit("/chats/direct", {"username": "ghost"}, page="/directory")).status_code == 404
     assert (await alice.submit("/chats/direct", {"username": "alice"}, page="/directory")).status_code == 400
     assert chat_list(await page_html(alice, "/chats")) == []
+
+
+@pytest.mark.parametrize("junk", ["\x00", "bob\x00", "\x00\x01", "b\u0130b", "bob;"])
+async def test_names_that_cannot_be_usernames_are_a_clear_4xx(login_as: Any, svc: Services, junk: str) -> None:
+    """NUL and other junk in ``members`` / ``username`` never reach the database's IN (...)
+    (PostgreSQL refuses NUL in text: that was a 500): the same answers as unknown names."""
+    alice = await login_as("alice")
+    await login_as("bob")
+    conv = await create_group(alice, "Ward 7", ["bob"])
+    before = await snapshot(svc)
+    r = await alice.submit("/chats/direct", {"username": junk}, page="/directory")
+    assert r.status_code == 404
+    r = await alice.submit("/chats/group", {"title": "Ward 8", "members": ["bob", junk]}, page="/chats/new-group")
+    assert r.status_code == 400
+    html = await r.get_data(as_text=True)
+    assert "Unknown or inactive: names that are not usernames." in error_text(html)
+    assert "\x00" not in html
+    r = await alice.submit(f"/chats/{conv}/members", {"username": junk}, page=f"/chats/{conv}/info")
+    assert r.status_code == 400
+    assert "Unknown or inactive" in error_text(await r.get_data(as_text=True))
+    # The filter buttons show the same forms again, with the junk name dropped.
+    r = await alice.submit("/chats/new-group", {"title": "Ward 8", "members": [junk, "bob"]}, page="/chats/new-group")
+    assert r.status_code == 200
+    r = await alice.submit(f"/chats/{conv}/info", {"username": [junk]}, page=f"/chats/{conv}/info")
+    assert r.status_code == 200
+    assert await snapshot(svc) == before
 
 
 # --- groups -------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.actions import chats
+from app.actions import conversations, messages, receipts
 from app.actions.accounts import get_staff
 from app.lib.clock import FrozenClock
 from app.lib.timefmt import display_zone, when_label
@@ -27,20 +27,20 @@ async def test_message_info_lists_read_delivered_and_waiting_with_times(app: Any
     for name in ("bob", "carol", "erin"):
         await make_user(name)
     people: dict[str, Any] = {n: await get_staff(svc, await user_id(svc, n)) for n in ("alice", "bob", "carol", "erin")}
-    group = await chats.do_create_group(svc, actor_for(people["alice"]), "Ward 7", ["bob", "carol", "erin"])
-    sent = await chats.do_send_message(svc, actor_for(people["alice"]), group, "Bed 4 obs please", new_id())
+    group = await conversations.do_create_group(svc, actor_for(people["alice"]), "Ward 7", ["bob", "carol", "erin"])
+    sent = await messages.do_send_message(svc, actor_for(people["alice"]), group, "Bed 4 obs please", new_id())
     mid = sent.message.id
     zone = display_zone(app.config["DISPLAY_TIMEZONE"])
 
     clock.advance(60)
     delivered_at = clock.now()
-    await chats.do_mark_delivered(svc, actor_for(people["carol"]), group, mid)
+    await receipts.do_mark_delivered(svc, actor_for(people["carol"]), group, mid)
     clock.advance(60)
     read_at = clock.now()
-    await chats.do_mark_read(svc, actor_for(people["bob"]), group, mid)
+    await receipts.do_mark_read(svc, actor_for(people["bob"]), group, mid)
     clock.advance(60)
     await make_user("dave")
-    await chats.do_add_members(svc, actor_for(people["alice"]), group, ["dave"])
+    await conversations.do_add_members(svc, actor_for(people["alice"]), group, ["dave"])
 
     # The conversation page links "Read by 1 of 3" to the info page.
     page = await (await alice.get(f"/chats/{group}")).get_data(as_text=True)

@@ -349,12 +349,12 @@ def test_a_bad_public_url_is_refused_at_start(app_config: dict[str, Any], tmp_pa
 
 
 async def test_a_crash_is_a_500_page_without_details(chat: tuple[Client, int, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.actions import chats
+    from app.actions import conversations
 
     async def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(chats, "list_conversations", boom)
+    monkeypatch.setattr(conversations, "list_conversations", boom)
     alice, _, _ = chat
     r = await alice.get("/chats")
     assert r.status_code == 500

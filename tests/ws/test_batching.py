@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.actions import chats
+from app.actions import messages
 from app.actions.accounts import get_staff
 from app.services import Services
 from tests.helpers import actor_for, new_id
@@ -55,7 +55,7 @@ async def test_queued_frames_go_out_together_only_when_asked(people: People, svc
     conn, gate = await _open_gated(people, "?batch=1" if batch else "")
     async with conn:
         assert json.loads(await conn.receive())["type"] == "hello"
-        ids = [(await chats.do_send_message(svc, actor_for(bob), people.ab, f"m{n}", new_id())).message.id for n in range(6)]
+        ids = [(await messages.do_send_message(svc, actor_for(bob), people.ab, f"m{n}", new_id())).message.id for n in range(6)]
         await asyncio.sleep(0.05)  # the send loop is stuck on frame 2; the rest queue up
         gate.set()
         raw, flat = await _frames(conn, 6)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from app.store import chats as store_chats
+from app.store import messages as store_messages
 from tests.helpers import all_messages
 from tests.ws.conftest import People
 from tests.ws.wsclient import ws_open
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("database_kind")
 
 def _locked(monkeypatch: pytest.MonkeyPatch, times: int) -> None:
     """Make the next ``times`` message inserts fail the way SQLite does under a long lock."""
-    original = store_chats.insert_message
+    original = store_messages.insert_message
     left = {"n": times}
 
     async def insert_message(*args: Any, **kwargs: Any) -> int:
@@ -28,7 +28,7 @@ def _locked(monkeypatch: pytest.MonkeyPatch, times: int) -> None:
             raise OperationalError("INSERT INTO messages", {}, Exception("database is locked"))
         return await original(*args, **kwargs)
 
-    monkeypatch.setattr(store_chats, "insert_message", insert_message)
+    monkeypatch.setattr(store_messages, "insert_message", insert_message)
 
 
 async def test_socket_gets_busy_and_stays_open_and_the_resend_is_stored_once(people: People, svc: Any, monkeypatch: pytest.MonkeyPatch) -> None:

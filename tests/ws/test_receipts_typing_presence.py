@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 import app.ws.endpoint as endpoint
-from app.actions import chats
+from app.actions import conversations, messages
 from app.actions.accounts import get_staff
 from app.lib.clock import FrozenClock
 from app.services import Services
-from app.store import chats as store_chats
+from app.store import conversations as store_conversations
 from app.store import staff as store_staff
 from tests.helpers import actor_for, new_id
 from tests.ws.conftest import People
@@ -24,13 +24,13 @@ pytestmark = pytest.mark.usefixtures("database_kind")
 async def say(svc: Services, user_id: int, conversation_id: int, body: str) -> int:
     user = await get_staff(svc, user_id)
     assert user is not None
-    return (await chats.do_send_message(svc, actor_for(user), conversation_id, body, new_id())).message.id
+    return (await messages.do_send_message(svc, actor_for(user), conversation_id, body, new_id())).message.id
 
 
 async def watermarks(svc: Services, conversation_id: int, user_id: int) -> tuple[int, int]:
     """(last_read_id, last_delivered_id) as stored."""
     async with svc.db.reading() as s:
-        row = await store_chats.membership_row(s, conversation_id, user_id)
+        row = await store_conversations.membership(s, conversation_id, user_id)
     assert row is not None
     return row.last_read_id, row.last_delivered_id
 
@@ -104,7 +104,7 @@ async def test_receipts_for_a_conversation_i_am_not_in_are_not_found(people: Peo
                 assert error["ref"] == str(conversation_id)
         assert await watermarks(svc, people.ab, a) == (0, 0)
         async with svc.db.reading() as s:
-            assert await store_chats.membership_row(s, people.ab, c, include_left=True) is None
+            assert await store_conversations.membership(s, people.ab, c, include_left=True) is None
         # alice heard nothing of it: her next receipt is her own.
         await alice.send({"type": "read", "conversation_id": people.ab, "up_to_id": m1})
         assert await alice.expect("receipt") == receipt(people.ab, a, m1, m1)
@@ -129,7 +129,7 @@ async def test_receipts_in_a_group_reach_every_member(people: People, svc: Servi
     a, b, c = people.ids["alice"], people.ids["bob"], people.ids["carol"]
     alice_staff = await get_staff(svc, a)
     assert alice_staff is not None
-    group = await chats.do_create_group(svc, actor_for(alice_staff), "Ward 7", ["bob", "carol"])
+    group = await conversations.do_create_group(svc, actor_for(alice_staff), "Ward 7", ["bob", "carol"])
     async with ws_open(people.alice) as alice, ws_open(people.carol) as carol, ws_open(people.bob) as bob:
         m1 = await say(svc, a, group, "hello all")
         await bob.send({"type": "read", "conversation_id": group, "up_to_id": m1})

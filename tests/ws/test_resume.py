@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import app.ws.endpoint as endpoint
-from app.actions import chats
+from app.actions import conversations, messages
 from app.actions.accounts import get_staff
 from app.realtime.events import Event
 from app.services import Services
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.usefixtures("database_kind"), pytest.mark.app_config(M
 async def say(svc: Services, user_id: int, conversation_id: int, body: str) -> int:
     user = await get_staff(svc, user_id)
     assert user is not None
-    return (await chats.do_send_message(svc, actor_for(user), conversation_id, body, new_id())).message.id
+    return (await messages.do_send_message(svc, actor_for(user), conversation_id, body, new_id())).message.id
 
 
 async def pages(sock: Sock) -> list[dict[str, Any]]:
@@ -39,7 +39,7 @@ def ids_of(frames: list[dict[str, Any]]) -> list[int]:
 async def test_after_sends_exactly_the_missed_messages_of_my_conversations(people: People, svc: Services) -> None:
     a, b, c = people.ids["alice"], people.ids["bob"], people.ids["carol"]
     cb = await people.direct(people.carol, "bob")
-    group = await chats.do_create_group(svc, actor_for(await get_staff(svc, b)), "Ward 7", ["alice"])
+    group = await conversations.do_create_group(svc, actor_for(await get_staff(svc, b)), "Ward 7", ["alice"])
     seen = await say(svc, a, people.ab, "seen before")
     missed = []
     for n in range(3):
@@ -125,9 +125,9 @@ async def test_messages_after_i_left_a_group_are_not_resent(people: People, svc:
     a, b = people.ids["alice"], people.ids["bob"]
     alice = await get_staff(svc, a)
     assert alice is not None
-    group = await chats.do_create_group(svc, actor_for(alice), "Ward 7", ["bob", "carol"])
+    group = await conversations.do_create_group(svc, actor_for(alice), "Ward 7", ["bob", "carol"])
     start = await say(svc, b, group, "before")
-    await chats.do_remove_member(svc, actor_for(alice), group, b)
+    await conversations.do_remove_member(svc, actor_for(alice), group, b)
     await say(svc, a, group, "after bob left")
     async with ws_open(people.bob, f"?after={start}") as sock:
         [page] = await pages(sock)

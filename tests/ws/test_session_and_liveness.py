@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import app.ws.endpoint as endpoint
-from app.actions import chats
+from app.actions import conversations, messages
 from app.actions.accounts import get_staff
 from app.lib.clock import FrozenClock
 from app.services import Services
@@ -151,7 +151,7 @@ async def test_the_server_pings_and_a_silent_client_is_closed_with_4000(people: 
 async def test_a_client_that_does_not_read_is_closed_with_4408_and_nobody_else_waits(people: People, svc: Services) -> None:
     alice_staff = await get_staff(svc, people.ids["alice"])
     assert alice_staff is not None
-    group = await chats.do_create_group(svc, actor_for(alice_staff), "Ward 7", ["bob", "carol"])
+    group = await conversations.do_create_group(svc, actor_for(alice_staff), "Ward 7", ["bob", "carol"])
     async with ws_open(people.alice) as alice, ws_open(people.carol) as carol, ws_open(people.bob, stall=True) as bob:
         acked = []
         for n in range(8):
@@ -172,7 +172,7 @@ async def test_a_client_that_stops_reading_during_a_resume_is_closed_too(people:
     bob_staff = await get_staff(svc, people.ids["bob"])
     assert bob_staff is not None
     for n in range(6):
-        await chats.do_send_message(svc, actor_for(bob_staff), people.ab, f"missed {n}", new_id())
+        await messages.do_send_message(svc, actor_for(bob_staff), people.ab, f"missed {n}", new_id())
     async with ws_open(people.alice, "?after=0", stall=True) as alice, ws_open(people.bob) as bob:
         for n in range(4):  # live events pile up behind the stuck resume
             await bob.send({"type": "send", "client_msg_id": new_id(), "conversation_id": people.ab, "body": f"live {n}"})
@@ -186,7 +186,7 @@ async def test_a_silent_client_stuck_in_a_resume_is_closed_by_the_heartbeat(peop
     bob_staff = await get_staff(svc, people.ids["bob"])
     assert bob_staff is not None
     for n in range(15):
-        await chats.do_send_message(svc, actor_for(bob_staff), people.ab, f"missed {n}", new_id())
+        await messages.do_send_message(svc, actor_for(bob_staff), people.ab, f"missed {n}", new_id())
     async with ws_open(people.alice, "?after=0", stall=True) as alice:
         assert await alice.closed(PROMPT) == 4000
 

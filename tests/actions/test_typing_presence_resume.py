@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.actions import chats, live
+from app.actions import conversations, messages, presence, receipts, typing
 from app.actions.auth import do_logout
 from app.actions.errors import NotFound
 from app.lib.clock import FrozenClock
@@ -31,17 +31,17 @@ def round_trip(event: Event) -> Event:
 
 async def test_typing_goes_to_the_other_members_not_back_to_the_socket(svc: Services, staff: dict[str, Staff], group: int, events: list[Event], clock: FrozenClock) -> None:
     events.clear()
-    await live.do_typing(svc, actor_for(staff["bob"]), group, True, "socket-1")
+    await typing.do_typing(svc, actor_for(staff["bob"]), group, True, "socket-1")
     [event] = events
     assert event.kind == "typing"
     assert sorted(event.user_ids) == sorted([staff["alice"].id, staff["carol"].id])
     assert event.except_socket == "socket-1"
     assert event.data == {"type": "typing", "conversation_id": group, "user_id": staff["bob"].id, "name": "Bob", "typing": True, "ttl": 6}
     assert round_trip(event) == event
-    await live.do_typing(svc, actor_for(staff["bob"]), group, False, "socket-1")
+    await typing.do_typing(svc, actor_for(staff["bob"]), group, False, "socket-1")
     assert len(events) == 1  # within 2 s of the start: throttled
     clock.advance(2)
-    await live.do_typing(svc, actor_for(staff["bob"]), group, False, "socket-1")
+    await typing.do_typing(svc, actor_for(staff["bob"]), group, False, "socket-1")
     assert events[-1].data["typing"] is False
 
 
@@ -49,18 +49,18 @@ async def test_typing_outside_my_conversations_is_not_found_and_silent(svc: Serv
     events.clear()
     for conversation_id in (group, group + 1000):
         with pytest.raises(NotFound):
-            await live.do_typing(svc, actor_for(staff["dave"]), conversation_id, True, "s")
-    await chats.do_remove_member(svc, actor_for(staff["alice"]), group, staff["carol"].id)
+            await typing.do_typing(svc, actor_for(staff["dave"]), conversation_id, True, "s")
+    await conversations.do_remove_member(svc, actor_for(staff["alice"]), group, staff["carol"].id)
     events.clear()
     with pytest.raises(NotFound):
-        await live.do_typing(svc, actor_for(staff["carol"]), group, True, "s")
+        await typing.do_typing(svc, actor_for(staff["carol"]), group, True, "s")
     assert events == []
 
 
 async def test_typing_alone_publishes_nothing(svc: Services, staff: dict[str, Staff], events: list[Event]) -> None:
-    alone = await chats.do_create_group(svc, actor_for(staff["alice"]), "Notes to self", [])
+    alone = await conversations.do_create_group(svc, actor_for(staff["alice"]), "Notes to self", [])
     events.clear()
-    await live.do_typing(svc, actor_for(staff["alice"]), alone, True, "s")
+    await typing.do_typing(svc, actor_for(staff["alice"]), alone, True, "s")
     assert events == []
 
 
@@ -69,31 +69,31 @@ async def test_typing_alone_publishes_nothing(svc: Services, staff: dict[str, St
 
 async def test_contacts_are_the_people_i_share_a_current_conversation_with(svc: Services, staff: dict[str, Staff], group: int) -> None:
     ids = {name: user.id for name, user in staff.items()}
-    assert sorted(await live.contacts(svc, ids["alice"])) == sorted([ids["bob"], ids["carol"]])
-    assert await live.contacts(svc, ids["dave"]) == []
-    await chats.do_open_direct(svc, actor_for(staff["dave"]), "bob")
-    assert sorted(await live.contacts(svc, ids["bob"])) == sorted([ids["alice"], ids["carol"], ids["dave"]])
-    await chats.do_remove_member(svc, actor_for(staff["alice"]), group, ids["carol"])
-    assert await live.contacts(svc, ids["carol"]) == []
-    assert ids["carol"] not in await live.contacts(svc, ids["alice"])
+    assert sorted(await presence.contacts(svc, ids["alice"])) == sorted([ids["bob"], ids["carol"]])
+    assert await presence.contacts(svc, ids["dave"]) == []
+    await conversations.do_open_direct(svc, actor_for(staff["dave"]), "bob")
+    assert sorted(await presence.contacts(svc, ids["bob"])) == sorted([ids["alice"], ids["carol"], ids["dave"]])
+    await conversations.do_remove_member(svc, actor_for(staff["alice"]), group, ids["carol"])
+    assert await presence.contacts(svc, ids["carol"]) == []
+    assert ids["carol"] not in await presence.contacts(svc, ids["alice"])
 
 
 async def test_presence_online_and_offline(svc: Services, staff: dict[str, Staff], group: int, events: list[Event], clock: FrozenClock) -> None:
     bob = staff["bob"].id
-    assert await live.last_seen(svc, [bob]) == {bob: None}
+    assert await presence.last_seen(svc, [bob]) == {bob: None}
     events.clear()
-    await live.announce_presence(svc, bob, True, "instance-1")
+    await presence.announce_presence(svc, bob, True, "instance-1")
     [online] = events
     assert online.kind == "presence" and online.origin == "instance-1"
     assert sorted(online.user_ids) == sorted([staff["alice"].id, staff["carol"].id])
     assert online.data == {"type": "presence", "user_id": bob, "online": True, "last_seen": None}
-    assert await live.last_seen(svc, [bob]) == {bob: None}  # online does not write
+    assert await presence.last_seen(svc, [bob]) == {bob: None}  # online does not write
     clock.advance(3600)
-    await live.announce_presence(svc, bob, False, "instance-1")
+    await presence.announce_presence(svc, bob, False, "instance-1")
     offline = events[-1]
     assert offline.data == {"type": "presence", "user_id": bob, "online": False, "last_seen": clock.now().isoformat()}
     assert round_trip(offline) == offline
-    seen = (await live.last_seen(svc, [bob, staff["dave"].id]))
+    seen = (await presence.last_seen(svc, [bob, staff["dave"].id]))
     assert seen[bob] is not None and seen[bob].replace(tzinfo=None) == clock.now().replace(tzinfo=None)
     assert seen[staff["dave"].id] is None
 
@@ -104,19 +104,19 @@ async def test_presence_online_and_offline(svc: Services, staff: dict[str, Staff
 async def test_missed_messages_pages_and_cap(svc: Services, staff: dict[str, Staff], group: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(svc.message_buckets, "take", lambda key: 0.0)
     alice, dave = actor_for(staff["alice"]), actor_for(staff["dave"])
-    start = (await chats.do_send_message(svc, alice, group, "start", new_id())).message.id
-    ids = [(await chats.do_send_message(svc, alice, group, f"m{n}", new_id())).message.id for n in range(5)]
-    private = await chats.do_open_direct(svc, dave, "carol")
-    await chats.do_send_message(svc, dave, private, "not for alice", new_id())
-    page = await live.missed_messages(svc, actor_for(staff["bob"]), start, 3, 100)
+    start = (await messages.do_send_message(svc, alice, group, "start", new_id())).message.id
+    ids = [(await messages.do_send_message(svc, alice, group, f"m{n}", new_id())).message.id for n in range(5)]
+    private = await conversations.do_open_direct(svc, dave, "carol")
+    await messages.do_send_message(svc, dave, private, "not for alice", new_id())
+    page = await messages.missed_messages(svc, actor_for(staff["bob"]), start, 3, 100)
     assert not page.too_many and [m.id for m in page.messages] == ids[:3]
-    page = await live.missed_messages(svc, actor_for(staff["bob"]), ids[2], 3, 100)
+    page = await messages.missed_messages(svc, actor_for(staff["bob"]), ids[2], 3, 100)
     assert [m.id for m in page.messages] == ids[3:]
-    assert (await live.missed_messages(svc, actor_for(staff["bob"]), start, 3, 5)).too_many is False
-    too_many = await live.missed_messages(svc, actor_for(staff["bob"]), start, 3, 4)
+    assert (await messages.missed_messages(svc, actor_for(staff["bob"]), start, 3, 5)).too_many is False
+    too_many = await messages.missed_messages(svc, actor_for(staff["bob"]), start, 3, 4)
     assert too_many.too_many and too_many.messages == []
     # dave sees only his direct chat; a stranger to both sees nothing.
-    assert [m.body for m in (await live.missed_messages(svc, dave, 0, 50, 100)).messages] == ["not for alice"]
+    assert [m.body for m in (await messages.missed_messages(svc, dave, 0, 50, 100)).messages] == ["not for alice"]
 
 
 # What each action publishes
@@ -126,21 +126,21 @@ async def test_every_action_publishes_the_promised_frames(svc: Services, staff: 
     ids = {name: user.id for name, user in staff.items()}
     alice, bob = actor_for(staff["alice"]), actor_for(staff["bob"])
     events.clear()
-    group = await chats.do_create_group(svc, alice, "Ward 7", ["bob"])
+    group = await conversations.do_create_group(svc, alice, "Ward 7", ["bob"])
     created, line = events
     assert created.data == {"type": "conversation", "event": "created", "conversation": {"id": group, "kind": "group", "title": "Ward 7"}}
     assert set(line.data["message"]) == MESSAGE_KEYS and line.data["message"]["kind"] == "system"
 
     events.clear()
-    sent = await chats.do_send_message(svc, bob, group, "K+ < 3.5", new_id())
+    sent = await messages.do_send_message(svc, bob, group, "K+ < 3.5", new_id())
     [message] = events
     assert message.kind == "message" and sorted(message.user_ids) == sorted([ids["alice"], ids["bob"]])
     assert message.data["type"] == "message" and set(message.data["message"]) == MESSAGE_KEYS
     assert message.data["message"]["body"] == "K+ < 3.5" and message.data["message"]["id"] == sent.message.id
 
     events.clear()
-    await chats.do_mark_delivered(svc, alice, group, sent.message.id)
-    await chats.do_mark_read(svc, alice, group, sent.message.id)
+    await receipts.do_mark_delivered(svc, alice, group, sent.message.id)
+    await receipts.do_mark_read(svc, alice, group, sent.message.id)
     delivered, read = events
     assert delivered.kind == read.kind == "receipt"
     assert sorted(read.user_ids) == sorted([ids["alice"], ids["bob"]])
@@ -148,28 +148,28 @@ async def test_every_action_publishes_the_promised_frames(svc: Services, staff: 
     assert delivered.data["read_id"] < sent.message.id == delivered.data["delivered_id"]
 
     events.clear()
-    await chats.do_rename_group(svc, alice, group, "Ward 7 & 8")
-    await chats.do_rename_group(svc, alice, group, "Ward 7 & 8")  # no change: nothing
+    await conversations.do_rename_group(svc, alice, group, "Ward 7 & 8")
+    await conversations.do_rename_group(svc, alice, group, "Ward 7 & 8")  # no change: nothing
     renamed, line = events
     assert renamed.data == {"type": "conversation", "event": "renamed", "conversation": {"id": group, "kind": "group", "title": "Ward 7 & 8"}}
     assert line.kind == "message"
 
     events.clear()
-    await chats.do_add_members(svc, alice, group, ["carol", "dave"])
+    await conversations.do_add_members(svc, alice, group, ["carol", "dave"])
     added, line = events
     assert added.data["event"] == "member_added" and sorted(added.data["user_ids"]) == sorted([ids["carol"], ids["dave"]])
     assert sorted(added.user_ids) == sorted(ids.values())
 
     events.clear()
-    await chats.do_remove_member(svc, alice, group, ids["dave"])
-    await chats.do_leave_group(svc, bob, group)
+    await conversations.do_remove_member(svc, alice, group, ids["dave"])
+    await conversations.do_leave_group(svc, bob, group)
     removed, line1, left, line2 = events
     assert removed.data["event"] == left.data["event"] == "member_removed"
     assert removed.data["user_ids"] == [ids["dave"]] and ids["dave"] in removed.user_ids and ids["dave"] not in line1.user_ids
     assert left.data["user_ids"] == [ids["bob"]] and ids["bob"] in left.user_ids and ids["bob"] not in line2.user_ids
 
     events.clear()
-    direct = await chats.do_open_direct(svc, alice, "dave")
+    direct = await conversations.do_open_direct(svc, alice, "dave")
     [opened] = events
     assert opened.data == {"type": "conversation", "event": "created", "conversation": {"id": direct, "kind": "direct", "title": ""}}
     for event in (created, message, read, renamed, added, removed, opened):
@@ -186,11 +186,11 @@ async def test_logout_publishes_the_end_of_that_session_only(svc: Services, staf
 
 async def test_large_groups_do_not_share_presence(svc: Services, staff: dict[str, Staff]) -> None:
     ids = {name: user.id for name, user in staff.items()}
-    await chats.do_create_group(svc, actor_for(staff["alice"]), "Whole hospital", ["bob", "carol", "dave"])
-    assert ids["dave"] in await live.contacts(svc, ids["alice"])
+    await conversations.do_create_group(svc, actor_for(staff["alice"]), "Whole hospital", ["bob", "carol", "dave"])
+    assert ids["dave"] in await presence.contacts(svc, ids["alice"])
     svc.config["PRESENCE_MAX_GROUP"] = 3  # type: ignore[index]
     # Four members is over the limit: nobody there is a contact through that group...
-    assert ids["dave"] not in await live.contacts(svc, ids["alice"])
+    assert ids["dave"] not in await presence.contacts(svc, ids["alice"])
     # ...but a direct chat still counts.
-    await chats.do_open_direct(svc, actor_for(staff["dave"]), "alice")
-    assert ids["dave"] in await live.contacts(svc, ids["alice"])
+    await conversations.do_open_direct(svc, actor_for(staff["dave"]), "alice")
+    assert ids["dave"] in await presence.contacts(svc, ids["alice"])

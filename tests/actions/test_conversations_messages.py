@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 
-from app.actions import chats
+from app.actions import conversations, messages, receipts
 from app.actions.errors import ActionError, Forbidden, NotFound, RateLimited
+from app.lib.clock import FrozenClock
 from app.realtime.events import Event
 from app.services import Services
+from app.store import conversations as store_conversations
 from app.store.records import Staff
 from tests.helpers import actor_for, all_messages, new_id, snapshot
 
@@ -25,7 +27,7 @@ def kinds(events: list[Event]) -> list[str]:
 async def test_send_publishes_one_message_event_to_every_member(svc: Services, staff: dict[str, Staff], group: int, events: list[Event]) -> None:
     events.clear()
     cid = new_id()
-    sent = await chats.do_send_message(svc, actor_for(staff["bob"]), group, CLINICAL, cid)
+    sent = await messages.do_send_message(svc, actor_for(staff["bob"]), group, CLINICAL, cid)
     assert sent.created
     assert len(events) == 1
     event = events[0]
@@ -36,7 +38,7 @@ async def test_send_publishes_one_message_event_to_every_member(svc: Services, s
     assert event.data["message"]["id"] == sent.message.id
     assert event.data["message"]["client_msg_id"] == cid
     # A repeat stores nothing new and publishes nothing.
-    again = await chats.do_send_message(svc, actor_for(staff["bob"]), group, CLINICAL, cid)
+    again = await messages.do_send_message(svc, actor_for(staff["bob"]), group, CLINICAL, cid)
     assert not again.created
     assert again.message.id == sent.message.id
     assert len(events) == 1
@@ -53,13 +55,13 @@ async def test_the_event_comes_after_the_commit(svc: Services, staff: dict[str, 
         await original(event)
 
     monkeypatch.setattr(svc.broker, "publish", publish)
-    await chats.do_send_message(svc, actor_for(staff["alice"]), group, "committed first", new_id())
+    await messages.do_send_message(svc, actor_for(staff["alice"]), group, "committed first", new_id())
     assert seen and "committed first" in seen[-1]
 
 
 async def test_text_is_stored_exactly_as_typed(svc: Services, staff: dict[str, Staff], group: int) -> None:
     typed = "  <b>5 mg</b> & \"more\"\r\n\u00e9\u0301 \U0001f489  "
-    sent = await chats.do_send_message(svc, actor_for(staff["alice"]), group, typed, new_id())
+    sent = await messages.do_send_message(svc, actor_for(staff["alice"]), group, typed, new_id())
     expected = "<b>5 mg</b> & \"more\"\n\u00e9\u0301 \U0001f489"  # trimmed, CRLF -> LF, nothing else
     assert sent.message.body == expected
     assert (await all_messages(svc, group))[-1].body == expected
@@ -70,7 +72,7 @@ async def test_bad_bodies_are_refused(svc: Services, staff: dict[str, Staff], gr
     events.clear()
     before = await snapshot(svc)
     with pytest.raises(ActionError) as caught:
-        await chats.do_send_message(svc, actor_for(staff["alice"]), group, body, new_id())
+        await messages.do_send_message(svc, actor_for(staff["alice"]), group, body, new_id())
     assert caught.value.code == "bad_body" and caught.value.status == 400
     assert await snapshot(svc) == before
     assert events == []
@@ -79,7 +81,7 @@ async def test_bad_bodies_are_refused(svc: Services, staff: dict[str, Staff], gr
 @pytest.mark.parametrize("cid", ["", "nope", "A" * 36, "12345678123456781234567812345678"])
 async def test_bad_client_msg_id(svc: Services, staff: dict[str, Staff], group: int, cid: str) -> None:
     with pytest.raises(ActionError) as caught:
-        await chats.do_send_message(svc, actor_for(staff["alice"]), group, "hello", cid)
+        await messages.do_send_message(svc, actor_for(staff["alice"]), group, "hello", cid)
     assert caught.value.code == "bad_client_msg_id"
 
 
@@ -87,28 +89,28 @@ async def test_non_members_cannot_send_or_read(svc: Services, staff: dict[str, S
     events.clear()
     dave = actor_for(staff["dave"])
     with pytest.raises(NotFound):
-        await chats.do_send_message(svc, dave, group, "let me in", new_id())
+        await messages.do_send_message(svc, dave, group, "let me in", new_id())
     with pytest.raises(NotFound):
-        await chats.view_conversation(svc, dave, group, before_id=None, mark_read=True)
+        await messages.view_conversation(svc, dave, group, before_id=None, mark_read=True)
     with pytest.raises(NotFound):
-        await chats.do_mark_read(svc, dave, group, 10**6)
+        await receipts.do_mark_read(svc, dave, group, 10**6)
     with pytest.raises(NotFound):
-        await chats.do_leave_group(svc, dave, group)
+        await conversations.do_leave_group(svc, dave, group)
     with pytest.raises(NotFound):
-        await chats.do_add_members(svc, dave, group, ["dave"])
+        await conversations.do_add_members(svc, dave, group, ["dave"])
     with pytest.raises(NotFound):
-        await chats.do_send_message(svc, dave, 10**9, "nowhere", new_id())
+        await messages.do_send_message(svc, dave, 10**9, "nowhere", new_id())
     assert events == []
 
 
 async def test_reply_must_be_in_the_same_conversation(svc: Services, staff: dict[str, Staff], group: int) -> None:
-    other = await chats.do_open_direct(svc, actor_for(staff["alice"]), "dave")
-    elsewhere = await chats.do_send_message(svc, actor_for(staff["alice"]), other, "private", new_id())
+    other = await conversations.do_open_direct(svc, actor_for(staff["alice"]), "dave")
+    elsewhere = await messages.do_send_message(svc, actor_for(staff["alice"]), other, "private", new_id())
     with pytest.raises(ActionError) as caught:
-        await chats.do_send_message(svc, actor_for(staff["bob"]), group, "re", new_id(), reply_to=elsewhere.message.id)
+        await messages.do_send_message(svc, actor_for(staff["bob"]), group, "re", new_id(), reply_to=elsewhere.message.id)
     assert caught.value.code == "bad_reply_to"
-    here = await chats.do_send_message(svc, actor_for(staff["alice"]), group, "question", new_id())
-    reply = await chats.do_send_message(svc, actor_for(staff["bob"]), group, "answer", new_id(), reply_to=here.message.id)
+    here = await messages.do_send_message(svc, actor_for(staff["alice"]), group, "question", new_id())
+    reply = await messages.do_send_message(svc, actor_for(staff["bob"]), group, "answer", new_id(), reply_to=here.message.id)
     assert reply.message.reply_to_id == here.message.id
     assert reply.message.reply_body == "question"
 
@@ -117,30 +119,30 @@ async def test_send_rate_limit(svc: Services, staff: dict[str, Staff], group: in
     alice = actor_for(staff["alice"])
     burst = svc.config["MESSAGE_BURST"]
     for i in range(burst):
-        await chats.do_send_message(svc, alice, group, f"m{i}", new_id())
+        await messages.do_send_message(svc, alice, group, f"m{i}", new_id())
     with pytest.raises(RateLimited) as caught:
-        await chats.do_send_message(svc, alice, group, "one too many", new_id())
+        await messages.do_send_message(svc, alice, group, "one too many", new_id())
     assert caught.value.status == 429 and caught.value.retry_after > 0
     # The bucket refills with time (the test clock drives it): one more is allowed, not two.
     clock.advance(caught.value.retry_after + 0.01)
-    await chats.do_send_message(svc, alice, group, "after the wait", new_id())
+    await messages.do_send_message(svc, alice, group, "after the wait", new_id())
     with pytest.raises(RateLimited):
-        await chats.do_send_message(svc, alice, group, "too soon again", new_id())
+        await messages.do_send_message(svc, alice, group, "too soon again", new_id())
     # Others are not slowed down by Alice.
-    await chats.do_send_message(svc, actor_for(staff["bob"]), group, "bob is fine", new_id())
+    await messages.do_send_message(svc, actor_for(staff["bob"]), group, "bob is fine", new_id())
 
 
 async def test_read_watermark_moves_forward_only(svc: Services, staff: dict[str, Staff], group: int, events: list[Event]) -> None:
     alice, bob = actor_for(staff["alice"]), actor_for(staff["bob"])
-    first = (await chats.do_send_message(svc, alice, group, "one", new_id())).message.id
-    second = (await chats.do_send_message(svc, alice, group, "two", new_id())).message.id
+    first = (await messages.do_send_message(svc, alice, group, "one", new_id())).message.id
+    second = (await messages.do_send_message(svc, alice, group, "two", new_id())).message.id
     events.clear()
-    assert await chats.do_mark_read(svc, bob, group, second)
+    assert await receipts.do_mark_read(svc, bob, group, second)
     assert kinds(events) == ["receipt"]
     assert events[0].data == {"type": "receipt", "conversation_id": group, "user_id": staff["bob"].id, "read_id": second, "delivered_id": second}
-    assert not await chats.do_mark_read(svc, bob, group, first)  # never back
-    assert not await chats.do_mark_read(svc, bob, group, 10**9)  # never past the newest message
-    detail = await chats.conversation_detail(svc, staff["bob"], group)
+    assert not await receipts.do_mark_read(svc, bob, group, first)  # never back
+    assert not await receipts.do_mark_read(svc, bob, group, 10**9)  # never past the newest message
+    detail = await conversations.conversation_detail(svc, staff["bob"], group)
     me = detail.member(staff["bob"].id)
     assert me is not None and me.last_read_id == second and me.last_delivered_id == second
     assert len(events) == 1
@@ -148,45 +150,45 @@ async def test_read_watermark_moves_forward_only(svc: Services, staff: dict[str,
 
 async def test_view_marks_read_or_only_delivered(svc: Services, staff: dict[str, Staff], group: int) -> None:
     alice, bob = actor_for(staff["alice"]), actor_for(staff["bob"])
-    sent = (await chats.do_send_message(svc, alice, group, "hi", new_id())).message.id
-    view = await chats.view_conversation(svc, bob, group, before_id=None, mark_read=False)
+    sent = (await messages.do_send_message(svc, alice, group, "hi", new_id())).message.id
+    view = await messages.view_conversation(svc, bob, group, before_id=None, mark_read=False)
     assert view.my_last_read_id < sent
-    me = (await chats.conversation_detail(svc, staff["bob"], group)).member(staff["bob"].id)
+    me = (await conversations.conversation_detail(svc, staff["bob"], group)).member(staff["bob"].id)
     assert me is not None and me.last_read_id < sent and me.last_delivered_id == sent
-    await chats.view_conversation(svc, bob, group, before_id=None, mark_read=True)
-    me = (await chats.conversation_detail(svc, staff["bob"], group)).member(staff["bob"].id)
+    await messages.view_conversation(svc, bob, group, before_id=None, mark_read=True)
+    me = (await conversations.conversation_detail(svc, staff["bob"], group)).member(staff["bob"].id)
     assert me is not None and me.last_read_id == sent
 
 
 async def test_unread_counts(svc: Services, staff: dict[str, Staff], group: int) -> None:
     alice, bob = actor_for(staff["alice"]), actor_for(staff["bob"])
     for i in range(3):
-        await chats.do_send_message(svc, alice, group, f"m{i}", new_id())
-    summary = (await chats.list_conversations(svc, staff["bob"]))[0]
+        await messages.do_send_message(svc, alice, group, f"m{i}", new_id())
+    summary = (await conversations.list_conversations(svc, staff["bob"]))[0]
     assert summary.unread == 3  # system lines do not count
     assert summary.last_message is not None and summary.last_message.body == "m2"
-    await chats.do_send_message(svc, bob, group, "reply", new_id())
-    summary = (await chats.list_conversations(svc, staff["bob"]))[0]
+    await messages.do_send_message(svc, bob, group, "reply", new_id())
+    summary = (await conversations.list_conversations(svc, staff["bob"]))[0]
     assert summary.unread == 0  # writing reads the conversation up to my message
-    assert (await chats.list_conversations(svc, staff["alice"]))[0].unread == 1
+    assert (await conversations.list_conversations(svc, staff["alice"]))[0].unread == 1
 
 
 async def test_open_direct_creates_once(svc: Services, staff: dict[str, Staff], events: list[Event]) -> None:
     events.clear()
-    first = await chats.do_open_direct(svc, actor_for(staff["alice"]), "bob")
+    first = await conversations.do_open_direct(svc, actor_for(staff["alice"]), "bob")
     assert kinds(events) == ["conversation"]
     assert sorted(events[0].user_ids) == sorted([staff["alice"].id, staff["bob"].id])
-    assert await chats.do_open_direct(svc, actor_for(staff["bob"]), "ALICE ") == first
+    assert await conversations.do_open_direct(svc, actor_for(staff["bob"]), "ALICE ") == first
     assert len(events) == 1
     with pytest.raises(ActionError):
-        await chats.do_open_direct(svc, actor_for(staff["alice"]), "alice")
+        await conversations.do_open_direct(svc, actor_for(staff["alice"]), "alice")
     with pytest.raises(NotFound):
-        await chats.do_open_direct(svc, actor_for(staff["alice"]), "nobody")
+        await conversations.do_open_direct(svc, actor_for(staff["alice"]), "nobody")
 
 
 async def test_create_group_publishes_and_writes_a_system_line(svc: Services, staff: dict[str, Staff], events: list[Event]) -> None:
     events.clear()
-    conv = await chats.do_create_group(svc, actor_for(staff["alice"]), "  Night shift  ", ["bob", "carol", "alice"])
+    conv = await conversations.do_create_group(svc, actor_for(staff["alice"]), "  Night shift  ", ["bob", "carol", "alice"])
     everyone = sorted(staff[n].id for n in ("alice", "bob", "carol"))
     assert kinds(events) == ["conversation", "message"]
     assert sorted(events[0].user_ids) == everyone and sorted(events[1].user_ids) == everyone
@@ -194,7 +196,7 @@ async def test_create_group_publishes_and_writes_a_system_line(svc: Services, st
     messages = await all_messages(svc, conv)
     assert [m.kind for m in messages] == ["system"]
     assert messages[0].body == "Alice created the group \u201cNight shift\u201d with Bob, Carol"
-    detail = await chats.conversation_detail(svc, staff["alice"], conv)
+    detail = await conversations.conversation_detail(svc, staff["alice"], conv)
     assert {m.username: m.role for m in detail.members} == {"alice": "owner", "bob": "member", "carol": "member"}
 
 
@@ -203,62 +205,58 @@ async def test_create_group_refuses(svc: Services, staff: dict[str, Staff], even
     events.clear()
     before = await snapshot(svc)
     with pytest.raises(ActionError):
-        await chats.do_create_group(svc, actor_for(staff["alice"]), title, members)
+        await conversations.do_create_group(svc, actor_for(staff["alice"]), title, members)
     assert await snapshot(svc) == before
     assert events == []
 
 
 async def test_membership_changes(svc: Services, staff: dict[str, Staff], group: int, events: list[Event]) -> None:
     alice, bob = actor_for(staff["alice"]), actor_for(staff["bob"])
-    await chats.do_send_message(svc, alice, group, "before dave", new_id())
+    await messages.do_send_message(svc, alice, group, "before dave", new_id())
     events.clear()
-    await chats.do_add_members(svc, alice, group, ["dave"])
+    await conversations.do_add_members(svc, alice, group, ["dave"])
     assert kinds(events) == ["conversation", "message"]
     assert staff["dave"].id in events[0].user_ids
-    dave_view = await chats.list_conversations(svc, staff["dave"])
+    dave_view = await conversations.list_conversations(svc, staff["dave"])
     assert dave_view[0].unread == 0  # a newcomer starts with nothing unread
     with pytest.raises(ActionError) as caught:
-        await chats.do_add_members(svc, alice, group, ["dave"])
+        await conversations.do_add_members(svc, alice, group, ["dave"])
     assert caught.value.code == "no_new_members"
 
     with pytest.raises(Forbidden):
-        await chats.do_rename_group(svc, bob, group, "Bob's")
+        await conversations.do_rename_group(svc, bob, group, "Bob's")
     with pytest.raises(Forbidden):
-        await chats.do_add_members(svc, bob, group, ["dave"])
+        await conversations.do_add_members(svc, bob, group, ["dave"])
     with pytest.raises(Forbidden):
-        await chats.do_remove_member(svc, bob, group, staff["carol"].id)
+        await conversations.do_remove_member(svc, bob, group, staff["carol"].id)
 
     events.clear()
-    await chats.do_remove_member(svc, alice, group, staff["carol"].id)
+    await conversations.do_remove_member(svc, alice, group, staff["carol"].id)
     assert kinds(events) == ["conversation", "message"]
     assert staff["carol"].id in events[0].user_ids  # the removed member learns of it
     assert staff["carol"].id not in events[1].user_ids  # but gets no more messages
     with pytest.raises(NotFound):
-        await chats.do_send_message(svc, actor_for(staff["carol"]), group, "still here?", new_id())
+        await messages.do_send_message(svc, actor_for(staff["carol"]), group, "still here?", new_id())
 
-    await chats.do_leave_group(svc, bob, group)
+    await conversations.do_leave_group(svc, bob, group)
     lines = [m.body for m in await all_messages(svc, group) if m.kind == "system"]
     assert lines[-3:] == ["Alice added Dave", "Alice removed Carol", "Bob left"]
 
 
 async def test_owner_cannot_be_removed(svc: Services, staff: dict[str, Staff], group: int) -> None:
     # Make Bob a group admin directly in the store (no action for it yet), then try to remove the owner.
-    from app.store.chats import membership_row
-
     async with svc.db.transaction() as s:
-        row = await membership_row(s, group, staff["bob"].id)
-        assert row is not None
-        row.role = "admin"
+        await store_conversations.set_role(s, group, staff["bob"].id, "admin")
     with pytest.raises(Forbidden):
-        await chats.do_remove_member(svc, actor_for(staff["bob"]), group, staff["alice"].id)
+        await conversations.do_remove_member(svc, actor_for(staff["bob"]), group, staff["alice"].id)
 
 
 async def test_direct_chats_are_not_groups(svc: Services, staff: dict[str, Staff]) -> None:
-    conv = await chats.do_open_direct(svc, actor_for(staff["alice"]), "bob")
+    conv = await conversations.do_open_direct(svc, actor_for(staff["alice"]), "bob")
     for attempt in (
-        chats.do_rename_group(svc, actor_for(staff["alice"]), conv, "x"),
-        chats.do_add_members(svc, actor_for(staff["alice"]), conv, ["carol"]),
-        chats.do_leave_group(svc, actor_for(staff["alice"]), conv),
+        conversations.do_rename_group(svc, actor_for(staff["alice"]), conv, "x"),
+        conversations.do_add_members(svc, actor_for(staff["alice"]), conv, ["carol"]),
+        conversations.do_leave_group(svc, actor_for(staff["alice"]), conv),
     ):
         with pytest.raises(ActionError) as caught:
             await attempt
@@ -267,26 +265,26 @@ async def test_direct_chats_are_not_groups(svc: Services, staff: dict[str, Staff
 
 async def test_messages_after_only_covers_my_conversations(svc: Services, staff: dict[str, Staff], group: int) -> None:
     alice = actor_for(staff["alice"])
-    secret = await chats.do_open_direct(svc, alice, "dave")
-    await chats.do_send_message(svc, alice, secret, "for dave only", new_id())
-    await chats.do_send_message(svc, alice, group, "for the ward", new_id())
-    bodies = [m.body for m in await chats.messages_after(svc, staff["bob"], 0, 100)]
+    secret = await conversations.do_open_direct(svc, alice, "dave")
+    await messages.do_send_message(svc, alice, secret, "for dave only", new_id())
+    await messages.do_send_message(svc, alice, group, "for the ward", new_id())
+    bodies = [m.body for m in await messages.messages_after(svc, staff["bob"], 0, 100)]
     assert "for the ward" in bodies and "for dave only" not in bodies
     newest = (await all_messages(svc))[-1].id
-    assert await chats.messages_after(svc, staff["bob"], newest, 100) == []
+    assert await messages.messages_after(svc, staff["bob"], newest, 100) == []
 
 
 async def test_pages_are_keyset_on_id(svc: Services, staff: dict[str, Staff], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(svc.message_buckets, "burst", 1000)  # a burst of 120 sends is the point here
     alice = actor_for(staff["alice"])
-    conv = await chats.do_open_direct(svc, alice, "bob")
+    conv = await conversations.do_open_direct(svc, alice, "bob")
     for i in range(120):
-        await chats.do_send_message(svc, alice, conv, f"{i}", new_id())
-    newest = await chats.view_conversation(svc, alice, conv, before_id=None, mark_read=False)
+        await messages.do_send_message(svc, alice, conv, f"{i}", new_id())
+    newest = await messages.view_conversation(svc, alice, conv, before_id=None, mark_read=False)
     assert [m.body for m in newest.messages] == [str(i) for i in range(70, 120)] and newest.has_older
-    older = await chats.view_conversation(svc, alice, conv, before_id=newest.messages[0].id, mark_read=False)
+    older = await messages.view_conversation(svc, alice, conv, before_id=newest.messages[0].id, mark_read=False)
     assert [m.body for m in older.messages] == [str(i) for i in range(20, 70)] and older.has_older
-    oldest = await chats.view_conversation(svc, alice, conv, before_id=older.messages[0].id, mark_read=False)
+    oldest = await messages.view_conversation(svc, alice, conv, before_id=older.messages[0].id, mark_read=False)
     assert [m.body for m in oldest.messages] == [str(i) for i in range(20)] and not oldest.has_older
 
 
@@ -296,7 +294,7 @@ async def test_concurrent_double_submit_stores_one_message(svc: Services, staff:
     events.clear()
     cid = new_id()
     alice = actor_for(staff["alice"])
-    results = await asyncio.gather(*(chats.do_send_message(svc, alice, group, "once", cid) for _ in range(4)))
+    results = await asyncio.gather(*(messages.do_send_message(svc, alice, group, "once", cid) for _ in range(4)))
     assert len({r.message.id for r in results}) == 1
     assert sum(r.created for r in results) == 1
     assert [m.body for m in await all_messages(svc, group) if m.kind == "text"] == ["once"]
@@ -307,30 +305,68 @@ async def test_concurrent_open_direct_makes_one_chat(svc: Services, staff: dict[
     import asyncio
 
     ids = await asyncio.gather(
-        chats.do_open_direct(svc, actor_for(staff["alice"]), "bob"),
-        chats.do_open_direct(svc, actor_for(staff["bob"]), "alice"),
-        chats.do_open_direct(svc, actor_for(staff["alice"]), "bob"),
+        conversations.do_open_direct(svc, actor_for(staff["alice"]), "bob"),
+        conversations.do_open_direct(svc, actor_for(staff["bob"]), "alice"),
+        conversations.do_open_direct(svc, actor_for(staff["alice"]), "bob"),
     )
     assert len(set(ids)) == 1
-    assert len(await chats.list_conversations(svc, staff["alice"])) == 1
+    assert len(await conversations.list_conversations(svc, staff["alice"])) == 1
 
 
 async def test_receipts_in_a_big_group_reach_only_the_senders_whose_ticks_changed(svc: Services, staff: dict[str, Staff], events: list[Event]) -> None:
     svc.config["RECEIPTS_ALL_MEMBERS_MAX"] = 3  # type: ignore[index]
     alice, bob, carol = (actor_for(staff[n]) for n in ("alice", "bob", "carol"))
-    big = await chats.do_create_group(svc, alice, "Whole ward", ["bob", "carol", "dave"])
-    m1 = (await chats.do_send_message(svc, bob, big, "from bob", new_id())).message.id
-    m2 = (await chats.do_send_message(svc, alice, big, "from alice", new_id())).message.id
+    big = await conversations.do_create_group(svc, alice, "Whole ward", ["bob", "carol", "dave"])
+    m1 = (await messages.do_send_message(svc, bob, big, "from bob", new_id())).message.id
+    m2 = (await messages.do_send_message(svc, alice, big, "from alice", new_id())).message.id
     events.clear()
-    assert await chats.do_mark_delivered(svc, carol, big, m1)
+    assert await receipts.do_mark_delivered(svc, carol, big, m1)
     [first] = events
     assert first.kind == "receipt" and sorted(first.user_ids) == sorted([staff["bob"].id, staff["carol"].id])
     events.clear()
-    assert await chats.do_mark_read(svc, carol, big, m2)
+    assert await receipts.do_mark_read(svc, carol, big, m2)
     [second] = events
     # Read now covers both messages: bob's and alice's ticks change, dave hears nothing.
     assert sorted(second.user_ids) == sorted([staff["alice"].id, staff["bob"].id, staff["carol"].id])
     assert second.data["read_id"] == m2 and second.data["delivered_id"] == m2
     events.clear()
-    assert not await chats.do_mark_read(svc, carol, big, m2)
+    assert not await receipts.do_mark_read(svc, carol, big, m2)
     assert events == []
+
+
+async def _roles(svc: Services, conversation_id: int) -> dict[str, str]:
+    async with svc.db.reading() as s:
+        detail = await store_conversations.conversation_detail(s, conversation_id)
+    assert detail is not None
+    return {m.username: m.role for m in detail.members}
+
+
+async def test_the_longest_standing_member_succeeds_the_last_admin(svc: Services, staff: dict[str, Staff], clock: FrozenClock) -> None:
+    """When the last group admin goes, the member who joined first becomes admin, not the
+    one whose name sorts first (Dave joined before Bob and Carol)."""
+    alice = actor_for(staff["alice"])
+    group = await conversations.do_create_group(svc, alice, "Night shift", ["dave"])
+    clock.advance(60)
+    await conversations.do_add_members(svc, alice, group, ["carol"])
+    clock.advance(60)
+    await conversations.do_add_members(svc, alice, group, ["bob"])
+    await conversations.do_leave_group(svc, alice, group)
+    assert await _roles(svc, group) == {"bob": "member", "carol": "member", "dave": "admin"}
+    # Dave goes too: Carol (joined a minute before Bob) is next.
+    await conversations.do_leave_group(svc, actor_for(staff["dave"]), group)
+    assert await _roles(svc, group) == {"bob": "member", "carol": "admin"}
+
+
+async def test_succession_ties_go_to_the_lowest_user_id_and_admins_stay(svc: Services, staff: dict[str, Staff]) -> None:
+    alice = actor_for(staff["alice"])
+    group = await conversations.do_create_group(svc, alice, "Ward 9", ["dave", "carol"])  # one joined_at
+    async with svc.db.transaction() as s:
+        await store_conversations.set_role(s, group, staff["dave"].id, "admin")
+    await conversations.do_leave_group(svc, alice, group)
+    assert await _roles(svc, group) == {"carol": "member", "dave": "admin"}  # an admin remains: no heir
+    await conversations.do_leave_group(svc, actor_for(staff["dave"]), group)
+    assert await _roles(svc, group) == {"carol": "admin"}
+    group2 = await conversations.do_create_group(svc, alice, "Ward 10", ["dave", "carol"])
+    await conversations.do_leave_group(svc, alice, group2)
+    heir = min((staff["carol"], staff["dave"]), key=lambda u: u.id)
+    assert (await _roles(svc, group2))[heir.username] == "admin"

@@ -1,0 +1,181 @@
+"""Messages: send, pages of history, one message, what I missed (resume)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.actions import Actor
+from app.actions.access import access_conversation, access_message
+from app.actions.errors import ActionError, NotFound, RateLimited
+from app.actions.frames import message_frame
+from app.actions.receipts import do_mark_delivered, do_mark_read
+from app.lib.text import TextError, clean_body
+from app.lib.tokens import is_client_msg_id
+from app.realtime.events import Event
+from app.services import Services
+from app.store import conversations, messages, receipts
+from app.store.db import Conflict, Session
+from app.store.records import ConversationDetail, MessageRecord, Staff
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    detail: ConversationDetail
+    title: str
+    messages: list[MessageRecord]
+    has_older: bool
+    my_role: str
+    my_last_read_id: int  # before this view moved it: where "new messages" starts
+
+
+@dataclass(frozen=True)
+class Sent:
+    message: MessageRecord
+    created: bool  # False: a repeat of a client_msg_id already stored
+
+
+@dataclass(frozen=True)
+class Missed:
+    messages: list[MessageRecord]
+    too_many: bool
+
+
+async def view_conversation(
+    svc: Services, actor: Actor, conversation_id: int, *, before_id: int | None, mark_read: bool
+) -> ConversationView:
+    """A page of history; the newest page moves my watermarks (read, or only delivered)."""
+    async with svc.db.reading() as s:
+        me = await access_conversation(s, actor.user, conversation_id)
+        detail = await conversations.conversation_detail(s, conversation_id)
+        assert detail is not None
+        page, has_older = await messages.messages_page(
+            s, conversation_id, before_id=before_id, limit=svc.config["PAGE_SIZE"],
+            history_from=me.history_from_id,
+        )
+    if before_id is None and detail.last_message_id:
+        if mark_read:
+            await do_mark_read(svc, actor, conversation_id, detail.last_message_id)
+        else:
+            await do_mark_delivered(svc, actor, conversation_id, detail.last_message_id)
+    return ConversationView(
+        detail=detail, title=detail.title_for(actor.user.id), messages=page,
+        has_older=has_older, my_role=me.role, my_last_read_id=me.last_read_id,
+    )
+
+
+async def add_system_line(s: Session, svc: Services, conversation_id: int, actor: Actor, text: str) -> int:
+    """Insert a system line ("Alice added Bob") in the caller's unit of work; return its id."""
+    return await messages.insert_message(
+        s, conversation_id=conversation_id, sender_id=actor.user.id, kind="system", body=text,
+        client_msg_id=None, reply_to_id=None, now=svc.clock.now(),
+    )
+
+
+async def publish_message(svc: Services, rec: MessageRecord, floors: dict[int, int]) -> None:
+    """Send a message frame to each member as that member may see it.
+
+    ``floors`` maps each recipient to their ``history_from_id``. Recipients who may see the
+    whole message share one frame; those who joined after a quoted message get a frame
+    whose quote has no text (``MessageRecord.seen_from``), as their pages and resume do.
+    """
+    variants: dict[MessageRecord, list[int]] = {}
+    for user_id, floor in floors.items():
+        variants.setdefault(rec.seen_from(floor), []).append(user_id)
+    for variant, user_ids in variants.items():
+        await svc.publish(Event("message", tuple(sorted(user_ids)), message_frame(variant)))
+
+
+async def publish_stored_message(svc: Services, message_id: int, member_ids: list[int]) -> None:
+    """Publish a committed message (a system line) to ``member_ids``, each at their floor."""
+    async with svc.db.reading() as s:
+        rec = await messages.message_record(s, message_id)
+        floors = await conversations.member_floors(s, rec.conversation_id) if rec is not None else {}
+    if rec is not None:
+        await publish_message(svc, rec, {uid: floors.get(uid, 0) for uid in member_ids})
+
+
+async def do_send_message(
+    svc: Services,
+    actor: Actor,
+    conversation_id: int,
+    body: str,
+    client_msg_id: str,
+    reply_to: int | None = None,
+) -> Sent:
+    """Store a message once per (sender, client_msg_id), then wake the members.
+
+    A repeat of a client_msg_id returns the stored message and publishes nothing, so a
+    double-clicked form or a resend after reconnect never makes a second message.
+    """
+    if not is_client_msg_id(client_msg_id):
+        raise ActionError("bad_client_msg_id", "client_msg_id must be a UUID.", field="client_msg_id")
+    try:
+        text = clean_body(body, svc.config["MESSAGE_MAX_CHARS"])
+    except TextError as exc:
+        raise ActionError("bad_body", str(exc), field="body") from exc
+    # The hot path: light reads, one short write transaction, no read-back.
+    async with svc.db.reading() as s:
+        await access_conversation(s, actor.user, conversation_id)
+        members = await conversations.member_floors(s, conversation_id)
+        earlier = await messages.message_by_client_id(s, actor.user.id, client_msg_id)
+        if earlier is not None:
+            return _repeat(earlier, conversation_id)
+        quoted = None
+        if reply_to is not None:
+            try:
+                _mine, quoted = await access_message(s, actor.user, conversation_id, reply_to)
+            except NotFound as exc:
+                raise ActionError("bad_reply_to", "The message you reply to is not in this conversation.", field="reply_to") from exc
+    wait = svc.message_buckets.take(actor.user.id)
+    if wait:
+        raise RateLimited(wait)
+    now = svc.clock.now()
+    try:
+        async with svc.db.transaction() as s:
+            msg_id = await messages.insert_message(
+                s, conversation_id=conversation_id, sender_id=actor.user.id, kind="text",
+                body=text, client_msg_id=client_msg_id, reply_to_id=reply_to, now=now,
+            )
+            await receipts.raise_watermarks(s, conversation_id, actor.user.id, read_id=msg_id)
+    except Conflict:
+        # The same client_msg_id committed by a concurrent request (double submit).
+        async with svc.db.reading() as s:
+            earlier = await messages.message_by_client_id(s, actor.user.id, client_msg_id)
+        if earlier is None:
+            raise
+        return _repeat(earlier, conversation_id)
+    rec = MessageRecord(
+        id=msg_id, conversation_id=conversation_id, sender_id=actor.user.id,
+        sender_name=actor.user.display_name, kind="text", body=text, created_at=now,
+        client_msg_id=client_msg_id, reply_to_id=reply_to,
+        reply_sender_name=quoted.sender_name if quoted else None,
+        reply_body=quoted.body if quoted else None,
+    )
+    await publish_message(svc, rec, members)
+    return Sent(rec, True)
+
+
+def _repeat(earlier: MessageRecord, conversation_id: int) -> Sent:
+    if earlier.conversation_id != conversation_id:
+        raise ActionError("client_msg_id_reused", "That client_msg_id was used for another conversation.", field="client_msg_id")
+    return Sent(earlier, False)
+
+
+async def message_for(svc: Services, user: Staff, conversation_id: int, message_id: int) -> MessageRecord:
+    """One message of a conversation I am in (the reply preview)."""
+    _mine, rec = await access_message(svc, user, conversation_id, message_id)
+    return rec
+
+
+async def messages_after(svc: Services, user: Staff, after_id: int, limit: int) -> list[MessageRecord]:
+    """What I missed: messages after ``after_id`` in my conversations, oldest first."""
+    async with svc.db.reading() as s:
+        return await messages.messages_after(s, user.id, after_id, limit)
+
+
+async def missed_messages(svc: Services, actor: Actor, after_id: int, page: int, cap: int) -> Missed:
+    """One page of what I missed after ``after_id``; ``too_many`` when more than ``cap`` wait."""
+    async with svc.db.reading() as s:
+        if await messages.count_messages_after(s, actor.user.id, after_id, cap) > cap:
+            return Missed([], True)
+        return Missed(await messages.messages_after(s, actor.user.id, after_id, page), False)

@@ -1,0 +1,184 @@
+"""Messages: insert in id order, pages of history, what a member missed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from app.lib.clock import as_utc
+from app.store.models import Conversation, Membership, Message, User
+from app.store.records import MessageRecord
+
+_Sender = aliased(User)
+_Reply = aliased(Message)
+_ReplySender = aliased(User)
+
+
+def message_select() -> Select[Message, str, str, str]:
+    return (
+        select(Message, _Sender.display_name, _Reply.body, _ReplySender.display_name)
+        .outerjoin(_Sender, _Sender.id == Message.sender_id)
+        .outerjoin(_Reply, _Reply.id == Message.reply_to_id)
+        .outerjoin(_ReplySender, _ReplySender.id == _Reply.sender_id)
+    )
+
+
+def to_record(row: Any) -> MessageRecord:
+    msg, sender_name, reply_body, reply_sender = row
+    return MessageRecord(
+        id=msg.id,
+        conversation_id=msg.conversation_id,
+        sender_id=msg.sender_id,
+        sender_name=sender_name or "",
+        kind=msg.kind,
+        body=msg.body,
+        created_at=as_utc(msg.created_at),
+        client_msg_id=msg.client_msg_id,
+        reply_to_id=msg.reply_to_id,
+        reply_sender_name=reply_sender,
+        reply_body=reply_body,
+    )
+
+
+
+async def senders_between(s: AsyncSession, conversation_id: int, after_id: int, up_to_id: int) -> list[int]:
+    """Who sent the text messages with ids in (after_id, up_to_id] of a conversation."""
+    rows = await s.execute(
+        select(Message.sender_id)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.id > after_id,
+            Message.id <= up_to_id,
+            Message.kind == "text",
+        )
+        .distinct()
+    )
+    return [uid for uid in rows.scalars() if uid is not None]
+
+
+
+async def message_by_client_id(
+    s: AsyncSession, sender_id: int, client_msg_id: str
+) -> MessageRecord | None:
+    row = (
+        await s.execute(
+            message_select().where(
+                Message.sender_id == sender_id, Message.client_msg_id == client_msg_id
+            )
+        )
+    ).first()
+    return to_record(row) if row else None
+
+
+async def message_record(s: AsyncSession, message_id: int) -> MessageRecord | None:
+    row = (await s.execute(message_select().where(Message.id == message_id))).first()
+    return to_record(row) if row else None
+
+
+# Any constant shared by every MedChat process: the key of the advisory lock below.
+_MESSAGE_ORDER_LOCK = 0x6D656463  # "medc"
+
+
+async def _commit_in_id_order(s: AsyncSession) -> None:
+    """Make message ids become visible in the order they were given.
+
+    Resume means "everything after id N": if id 101 could commit before id 100, a client
+    that saw 101 would never ask for 100. SQLite has one writer at a time, so its ids
+    already commit in order. On PostgreSQL, transactions that insert messages take one
+    transaction-scoped advisory lock, held until commit; the id is drawn after it.
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MESSAGE_ORDER_LOCK})
+
+
+async def insert_message(
+    s: AsyncSession,
+    *,
+    conversation_id: int,
+    sender_id: int | None,
+    kind: str,
+    body: str,
+    client_msg_id: str | None,
+    reply_to_id: int | None,
+    now: datetime,
+) -> int:
+    """Insert a message and move the conversation's ``last_message_id``; return the id."""
+    await _commit_in_id_order(s)
+    msg = Message(
+        conversation_id=conversation_id, sender_id=sender_id, kind=kind, body=body,
+        client_msg_id=client_msg_id, reply_to_id=reply_to_id, created_at=now,
+    )
+    s.add(msg)
+    await s.flush()
+    await s.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.last_message_id < msg.id)
+        .values(last_message_id=msg.id)
+    )
+    return msg.id
+
+
+async def messages_page(
+    s: AsyncSession, conversation_id: int, *, before_id: int | None, limit: int, history_from: int = 0
+) -> tuple[list[MessageRecord], bool]:
+    """Up to ``limit`` messages before ``before_id`` (newest page when None), oldest first,
+    and whether older ones exist. Keyset pagination on id; nothing at or below ``history_from``."""
+    stmt = (
+        message_select()
+        .where(Message.conversation_id == conversation_id, Message.id > history_from)
+        .order_by(Message.id.desc())
+        .limit(limit + 1)
+    )
+    if before_id is not None:
+        stmt = stmt.where(Message.id < before_id)
+    rows = [_hide_old_reply(to_record(r), history_from) for r in (await s.execute(stmt)).all()]
+    has_more = len(rows) > limit
+    return list(reversed(rows[:limit])), has_more
+
+
+def _hide_old_reply(rec: MessageRecord, history_from: int) -> MessageRecord:
+    """A reply quoting a message from before the reader joined shows no quote text."""
+    return rec.seen_from(history_from)
+
+
+def _my_current_membership(user_id: int) -> Any:
+    """Join condition: the message's conversation is one ``user_id`` is in now."""
+    return and_(
+        Membership.conversation_id == Message.conversation_id,
+        Membership.user_id == user_id,
+        Membership.left_at.is_(None),
+    )
+
+
+async def messages_after(
+    s: AsyncSession, user_id: int, after_id: int, limit: int
+) -> list[MessageRecord]:
+    """Messages after ``after_id`` in the conversations the user is in now (and from their
+    joining on), oldest first."""
+    stmt = (
+        message_select()
+        .join(Membership, _my_current_membership(user_id))
+        .add_columns(Membership.history_from_id)
+        .where(Message.id > after_id, Message.id > Membership.history_from_id)
+        .order_by(Message.id)
+        .limit(limit)
+    )
+    return [_hide_old_reply(to_record(r[:4]), r[4]) for r in (await s.execute(stmt)).all()]
+
+
+
+async def count_messages_after(s: AsyncSession, user_id: int, after_id: int, cap: int) -> int:
+    """How many messages after ``after_id`` in my conversations, counting at most ``cap + 1``."""
+    inner = (
+        select(Message.id)
+        .join(Membership, _my_current_membership(user_id))
+        .where(Message.id > after_id, Message.id > Membership.history_from_id)
+        .limit(cap + 1)
+        .subquery()
+    )
+    return int(await s.scalar(select(func.count()).select_from(inner)) or 0)
+
