@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select
 
 from app.actions import Actor
+from app.records import Staff
 from app.services import Services
 from app.store.models import Base, Message
-from app.store.records import Staff
 from app.store.staff import user_row_by_username
 
 # Routes anyone may open without logging in. The service worker, manifest and offline page

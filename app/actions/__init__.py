@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.store.records import Staff
+from app.records import Staff
 
 
 @dataclass(frozen=True)

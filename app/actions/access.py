@@ -9,10 +9,10 @@ from "no such thing".
 from __future__ import annotations
 
 from app.actions.errors import NotFound
+from app.records import MembershipRecord, MessageRecord, Staff
 from app.services import Services
 from app.store import conversations, messages
 from app.store.db import Session
-from app.store.records import MembershipRecord, MessageRecord, Staff
 
 
 async def access_conversation(s_or_svc: Session | Services, user: Staff, conversation_id: int) -> MembershipRecord:

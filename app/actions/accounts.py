@@ -15,10 +15,10 @@ from app.lib.text import TextError, clean_line
 from app.lib.tokens import new_token, token_hash
 from app.lib.usernames import USERNAME, normal_username
 from app.realtime.events import Event
+from app.records import AuditRecord, Staff, StaffPage
 from app.services import Services
 from app.store import audit, invites, sessions, staff
 from app.store.db import Conflict, Session
-from app.store.records import AuditRecord, Staff, StaffPage
 
 ROLES = ("admin", "member")
 

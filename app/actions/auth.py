@@ -12,10 +12,10 @@ from app.actions.errors import LoginFailed, NotFound
 from app.lib.errors import Unavailable
 from app.lib.tokens import new_token, token_hash
 from app.realtime.events import Event
+from app.records import SessionInfo, Staff
 from app.services import Services
 from app.store import audit, sessions, staff
 from app.store.db import Session
-from app.store.records import SessionInfo, Staff
 
 log = logging.getLogger("medchat.sessions")
 

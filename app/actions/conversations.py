@@ -10,10 +10,10 @@ from app.actions.messages import add_system_line, publish_stored_message
 from app.lib.text import TextError, clean_line
 from app.lib.usernames import is_username, normal_username
 from app.realtime.events import Event
+from app.records import ConversationDetail, ConversationSummary, MembershipRecord, Staff
 from app.services import Services
 from app.store import audit, conversations, staff
 from app.store.db import Conflict, Session
-from app.store.records import ConversationDetail, ConversationSummary, MembershipRecord, Staff
 
 GROUP_ADMIN_ROLES = ("owner", "admin")
 

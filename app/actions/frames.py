@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.lib.text import preview
-from app.store.records import MessageRecord
+from app.records import MessageRecord
 
 
 def message_dict(m: MessageRecord) -> dict[str, Any]:

@@ -12,10 +12,10 @@ from app.actions.receipts import do_mark_delivered, do_mark_read
 from app.lib.text import TextError, clean_body
 from app.lib.tokens import is_client_msg_id
 from app.realtime.events import Event
+from app.records import ConversationDetail, MessageRecord, Staff
 from app.services import Services
 from app.store import conversations, messages, receipts
 from app.store.db import Conflict, Session
-from app.store.records import ConversationDetail, MessageRecord, Staff
 
 
 @dataclass(frozen=True)

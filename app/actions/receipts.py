@@ -10,9 +10,9 @@ from app.actions.access import access_conversation, access_message
 from app.actions.errors import NotFound
 from app.actions.frames import receipt_frame
 from app.realtime.events import Event
+from app.records import MessageRecord, Staff
 from app.services import Services
 from app.store import conversations, messages, receipts
-from app.store.records import MessageRecord, Staff
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.lib.clock import as_utc
+from app.records import AuditRecord
 from app.store.models import AuditEntry, User
-from app.store.records import AuditRecord
 
 
 async def add_entry(

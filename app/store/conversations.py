@@ -9,15 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.lib.clock import as_utc
-from app.store.messages import message_select, to_record
-from app.store.models import Conversation, Membership, Message, User
-from app.store.records import (
+from app.records import (
     ConversationDetail,
     ConversationSummary,
     MemberRecord,
     MembershipRecord,
     MessageRecord,
 )
+from app.store.messages import message_select, to_record
+from app.store.models import Conversation, Membership, Message, User
 
 
 def direct_key(a: int, b: int) -> str:

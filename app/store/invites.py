@@ -8,8 +8,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib.clock import as_utc
+from app.records import InviteRecord
 from app.store.models import Invite
-from app.store.records import InviteRecord
 
 
 async def add_invite(

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.lib.clock import as_utc
+from app.records import MessageRecord
 from app.store.models import Conversation, Membership, Message, User
-from app.store.records import MessageRecord
 
 _Sender = aliased(User)
 _Reply = aliased(Message)

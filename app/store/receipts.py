@@ -9,8 +9,8 @@ from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib.clock import as_utc
+from app.records import Watermarks
 from app.store.models import Membership, WatermarkMove
-from app.store.records import Watermarks
 
 
 async def raise_watermarks(

@@ -8,8 +8,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib.clock import as_utc
+from app.records import SessionInfo, Staff
 from app.store.models import AuthSession, User
-from app.store.records import SessionInfo, Staff
 from app.store.staff import to_staff
 
 

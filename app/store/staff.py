@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.lib.clock import as_utc
 from app.lib.text import search_words
 from app.lib.usernames import is_username, normal_username
+from app.records import Staff, StaffPage
 from app.store.models import User
-from app.store.records import Staff, StaffPage
 
 
 def to_staff(row: User) -> Staff:

@@ -11,7 +11,7 @@ from werkzeug.exceptions import NotFound
 from app.actions import accounts
 from app.actions.accounts import StaffFields
 from app.actions.errors import ActionError
-from app.store.records import Staff
+from app.records import Staff
 from app.vocab import AuditAction
 from app.web import confirmations
 from app.web.context import actor, admin_required, id_arg, svc

@@ -10,7 +10,7 @@ from werkzeug.sansio.response import Response as BaseResponse
 from app.actions import accounts, auth
 from app.actions.accounts import StaffFields
 from app.actions.errors import ActionError, LoginFailed
-from app.store.records import Staff
+from app.records import Staff
 from app.web import confirmations
 from app.web.context import actor, client_ip, current_actor, login_required, safe_next, svc
 from app.web.security import cookie_name

@@ -16,7 +16,7 @@ from app.actions.errors import ActionError, NotFound
 from app.actions.frames import message_dict
 from app.lib.tokens import new_client_msg_id
 from app.lib.usernames import is_username, normal_username
-from app.store.records import ConversationSummary, Staff
+from app.records import ConversationSummary, Staff
 from app.web import confirmations
 from app.web.context import actor, current_actor, id_arg, login_required, svc
 from app.web.security import IDLE_LOCK_MARGIN_SECONDS

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from app.actions import conversations
+from app.records import Staff
 from app.services import Services
-from app.store.records import Staff
 from tests.helpers import actor_for
 
 

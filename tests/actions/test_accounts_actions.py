@@ -13,9 +13,9 @@ from app.actions.accounts import StaffFields
 from app.actions.errors import ActionError, Forbidden, LoginFailed, NotFound
 from app.lib.clock import FrozenClock
 from app.realtime.events import Event
+from app.records import Staff
 from app.services import Services
 from app.store import audit
-from app.store.records import Staff
 from app.store.staff import user_row_by_username
 from tests.helpers import actor_for, snapshot
 

@@ -10,9 +10,9 @@ from app.actions import conversations, messages, receipts
 from app.actions.errors import ActionError, Forbidden, NotFound, RateLimited
 from app.lib.clock import FrozenClock
 from app.realtime.events import Event
+from app.records import Staff
 from app.services import Services
 from app.store import conversations as store_conversations
-from app.store.records import Staff
 from tests.helpers import actor_for, all_messages, new_id, snapshot
 
 pytestmark = pytest.mark.usefixtures("database_kind")

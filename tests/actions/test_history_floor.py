@@ -8,8 +8,8 @@ import pytest
 
 from app.actions import access, conversations, messages
 from app.actions.errors import ActionError, NotFound
+from app.records import Staff
 from app.services import Services
-from app.store.records import Staff
 from tests.helpers import actor_for, new_id
 
 pytestmark = pytest.mark.usefixtures("database_kind")

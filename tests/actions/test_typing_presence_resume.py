@@ -12,8 +12,8 @@ from app.actions.auth import do_logout
 from app.actions.errors import NotFound
 from app.lib.clock import FrozenClock
 from app.realtime.events import Event
+from app.records import Staff
 from app.services import Services
-from app.store.records import Staff
 from tests.helpers import actor_for, new_id
 
 pytestmark = pytest.mark.usefixtures("database_kind")

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import event
 
 from app.lib.clock import FrozenClock
+from app.records import Staff
 from app.services import Services
 from app.store import receipts
-from app.store.records import Staff
 
 
 async def _move(svc: Services, conversation_id: int, user_id: int, read_id: int, delivered_id: int) -> None:

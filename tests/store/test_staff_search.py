@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
+from app.records import StaffPage
 from app.services import Services
 from app.store import staff
 from app.store.models import User
-from app.store.records import StaffPage
 
 PEOPLE = [
     # username, display name, department, job title

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from app.actions.messages import do_send_message
+from app.records import MembershipRecord
 from app.services import Services
 from app.store import conversations as store_conversations
-from app.store.records import MembershipRecord
 from tests.helpers import (
     actor_for,
     all_messages,

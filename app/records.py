@@ -1,4 +1,8 @@
-"""Plain dataclasses that leave the store: templates and events never see ORM objects."""
+"""Plain dataclasses that leave the store and travel through actions to the doors.
+
+Templates and events never see ORM objects. Every layer may import this module (it is the
+shared vocabulary of data, as app/vocab.py is of names); it imports nothing of the app.
+"""
 
 from __future__ import annotations
 
