@@ -7,7 +7,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.actions import Actor, presence
+from app.actions import Actor, audit, presence
+from app.actions.audit import Who
 from app.actions.errors import ActionError, Forbidden, NotFound
 from app.actions.presence import Presence
 from app.lib.passwords import password_problem
@@ -17,8 +18,10 @@ from app.lib.usernames import USERNAME, normal_username
 from app.realtime.events import Event
 from app.records import AuditRecord, Staff, StaffPage
 from app.services import Services
-from app.store import audit, invites, sessions, staff
+from app.store import audit as audit_rows
+from app.store import invites, sessions, staff
 from app.store.db import Conflict, Session
+from app.vocab import AuditAction
 
 ROLES = ("admin", "member")
 
@@ -76,7 +79,7 @@ async def do_issue_setup_link(svc: Services) -> str | None:
             s, token_hash=token_hash(token), purpose="setup", user_id=None, created_by=None,
             now=now, expires_at=now + timedelta(hours=svc.config["SETUP_LINK_HOURS"]),
         )
-        await audit.add_entry(s, at=now, action="setup_link_issued")
+        await audit.record(s, None, AuditAction.SETUP_LINK_ISSUED, at=now)
     return token
 
 
@@ -104,7 +107,7 @@ async def do_setup_admin(svc: Services, token: str, fields: StaffFields, passwor
             department=checked.department, job_title=checked.job_title, role="admin",
             password_hash=hashed, now=now,
         )
-        await audit.add_entry(s, at=now, action="account_created", actor_id=row.id, actor_name=row.username, target_user_id=row.id, ip=ip, detail="first administrator via setup link")
+        await audit.record(s, Who(row.id, row.username), AuditAction.ACCOUNT_CREATED, at=now, target_user_id=row.id, detail="first administrator via setup link", ip=ip)
         return row
 
 
@@ -131,7 +134,7 @@ async def do_accept_invite(svc: Services, token: str, password: str, ip: str) ->
         if not await invites.use_invite(s, token_hash(token), now):
             raise NotFound("This link has been used or has expired. Ask an administrator for a new one.")
         await staff.set_password(s, user.id, hashed)
-        await audit.add_entry(s, at=now, action="password_set", actor_id=user.id, actor_name=user.username, target_user_id=user.id, ip=ip)
+        await audit.record(s, Who(user.id, user.username), AuditAction.PASSWORD_SET, at=now, target_user_id=user.id, ip=ip)
     return user
 
 
@@ -171,7 +174,7 @@ async def do_create_staff(svc: Services, actor: Actor, fields: StaffFields) -> t
         async with svc.db.transaction() as s:
             row = await _insert_account(s, checked, None, now)
             token = await _new_invite(svc, s, row.id, "invite", actor)
-            await audit.add_entry(s, at=now, action="account_created", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=row.id, ip=actor.ip, detail=f"role {checked.role}")
+            await audit.record(s, actor, AuditAction.ACCOUNT_CREATED, at=now, target_user_id=row.id, detail=f"role {checked.role}")
             created = row
     except Conflict as exc:
         raise ActionError("username_taken", "That username is taken.", field="username") from exc
@@ -187,7 +190,7 @@ async def create_user_with_password(svc: Services, fields: StaffFields, password
     try:
         async with svc.db.transaction() as s:
             row = await _insert_account(s, checked, hashed, now)
-            await audit.add_entry(s, at=now, action="account_created", target_user_id=row.id, detail=f"command line, role {checked.role}")
+            await audit.record(s, None, AuditAction.ACCOUNT_CREATED, at=now, target_user_id=row.id, detail=f"command line, role {checked.role}")
             return row
     except Conflict as exc:
         raise ActionError("username_taken", "That username is taken.", field="username") from exc
@@ -212,7 +215,7 @@ async def do_set_active(svc: Services, actor: Actor, user_id: int, active: bool)
             ended = await sessions.end_user_sessions(s, user_id, now, "deactivated")
             # An invite or reset link issued before must not come back to life at reactivation.
             await invites.cancel_invites(s, now, user_id=user_id)
-        await audit.add_entry(s, at=now, action="account_deactivated" if not active else "account_reactivated", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=user_id, ip=actor.ip, detail=f"{len(ended)} sessions ended" if ended else "")
+        await audit.record(s, actor, AuditAction.ACCOUNT_DEACTIVATED if not active else AuditAction.ACCOUNT_REACTIVATED, at=now, target_user_id=user_id, detail=f"{len(ended)} sessions ended" if ended else "")
     if ended:
         await svc.publish(Event("session_ended", session_ids=tuple(ended)))
 
@@ -230,7 +233,7 @@ async def do_unlock_account(svc: Services, actor: Actor, user_id: int) -> bool:
             return False
         detail = f"was locked until {locked_until.isoformat(timespec='seconds')}" if locked_until and locked_until > now else f"{row.failed_logins} failures forgotten"
         await staff.clear_failures(s, user_id)
-        await audit.add_entry(s, at=now, action="account_unlocked", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=user_id, ip=actor.ip, detail=detail)
+        await audit.record(s, actor, AuditAction.ACCOUNT_UNLOCKED, at=now, target_user_id=user_id, detail=detail)
     return True
 
 
@@ -245,7 +248,7 @@ async def do_reset_password(svc: Services, actor: Actor, user_id: int) -> tuple[
         await staff.set_password(s, user_id, None)
         ended = await sessions.end_user_sessions(s, user_id, now, "password_reset")
         token = await _new_invite(svc, s, user_id, "reset", actor)
-        await audit.add_entry(s, at=now, action="password_reset", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=user_id, ip=actor.ip, detail=f"{len(ended)} sessions ended")
+        await audit.record(s, actor, AuditAction.PASSWORD_RESET, at=now, target_user_id=user_id, detail=f"{len(ended)} sessions ended")
         target = await staff.get_staff(s, user_id)
         assert target is not None
     if ended:
@@ -268,7 +271,7 @@ async def do_change_role(svc: Services, actor: Actor, user_id: int, role: str) -
             raise ActionError("last_admin", "The last active administrator cannot stop being one.")
         old = row.role
         await staff.set_role(s, user_id, role)
-        await audit.add_entry(s, at=now, action="role_changed", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=user_id, ip=actor.ip, detail=f"{old} -> {role}")
+        await audit.record(s, actor, AuditAction.ROLE_CHANGED, at=now, target_user_id=user_id, detail=f"{old} -> {role}")
 
 
 async def get_staff(svc: Services, user_id: int) -> Staff | None:
@@ -357,10 +360,4 @@ async def audit_entries(
 ) -> list[AuditRecord]:
     _require_admin(actor)
     async with svc.db.reading() as s:
-        return await audit.entries(s, action=action, username=username, since=since, until=until, before_id=before_id)
-
-
-async def record_audit(svc: Services, action: str, *, actor_name: str = "", ip: str = "", detail: str = "", actor_id: int | None = None) -> None:
-    """Write one audit entry on its own (rate-limit hits, refused CSRF)."""
-    async with svc.db.transaction() as s:
-        await audit.add_entry(s, at=svc.clock.now(), action=action, actor_id=actor_id, actor_name=actor_name, ip=ip, detail=detail)
+        return await audit_rows.entries(s, action=action, username=username, since=since, until=until, before_id=before_id)

@@ -7,15 +7,17 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.actions import Actor
+from app.actions import Actor, audit
+from app.actions.audit import Who
 from app.actions.errors import LoginFailed, NotFound
 from app.lib.errors import Unavailable
 from app.lib.tokens import new_token, token_hash
 from app.realtime.events import Event
 from app.records import SessionInfo, Staff
 from app.services import Services
-from app.store import audit, sessions, staff
+from app.store import sessions, staff
 from app.store.db import Session
+from app.vocab import AuditAction
 
 log = logging.getLogger("medchat.sessions")
 
@@ -41,7 +43,7 @@ async def do_login(svc: Services, username: str, password: str, ip: str, user_ag
     if found is None:
         async with svc.db.transaction() as s:
             # Not the typed name: people type their password into the username field.
-            await audit.add_entry(s, at=now, action="login_failed", ip=ip, detail="unknown user")
+            await audit.record(s, None, AuditAction.LOGIN_FAILED, at=now, detail="unknown user", ip=ip)
         raise LoginFailed(svc.config["LOCKOUT_AFTER_FAILURES"])
     account = found[0]
     user_id, active = account.id, account.active
@@ -51,15 +53,15 @@ async def do_login(svc: Services, username: str, password: str, ip: str, user_ag
         async with svc.db.transaction() as s:
             await staff.clear_failures(s, user_id)
             await sessions.add_session(s, session_hash=token_hash(token), user_id=user_id, now=now, user_agent=user_agent, ip=ip)
-            await audit.add_entry(s, at=now, action="login", actor_id=user_id, actor_name=name, ip=ip)
+            await audit.record(s, Who(user_id, name), AuditAction.LOGIN, at=now, ip=ip)
             user = await staff.get_staff(s, user_id)
         assert user is not None
         return LoggedIn(token=token, user=user)
     async with svc.db.transaction() as s:
         if not active:
-            await audit.add_entry(s, at=now, action="login_failed", actor_id=user_id, actor_name=name, ip=ip, detail="account deactivated")
+            await audit.record(s, Who(user_id, name), AuditAction.LOGIN_FAILED, at=now, detail="account deactivated", ip=ip)
         elif locked:
-            await audit.add_entry(s, at=now, action="login_failed", actor_id=user_id, actor_name=name, ip=ip, detail="account locked")
+            await audit.record(s, Who(user_id, name), AuditAction.LOGIN_FAILED, at=now, detail="account locked", ip=ip)
         else:
             await _count_failure(svc, s, user_id, name, ip)
     raise LoginFailed(svc.config["LOCKOUT_AFTER_FAILURES"])
@@ -73,19 +75,19 @@ async def do_sign_in_after_link(svc: Services, user: Staff, ip: str, user_agent:
     token = new_token()
     async with svc.db.transaction() as s:
         await sessions.add_session(s, session_hash=token_hash(token), user_id=user.id, now=now, user_agent=user_agent, ip=ip)
-        await audit.add_entry(s, at=now, action="login", actor_id=user.id, actor_name=user.username, ip=ip, detail=f"after the {link} link")
+        await audit.record(s, Who(user.id, user.username), AuditAction.LOGIN, at=now, detail=f"after the {link} link", ip=ip)
     return LoggedIn(token=token, user=user)
 
 
 async def _count_failure(svc: Services, s: Session, user_id: int, name: str, ip: str) -> None:
     now = svc.clock.now()
     failures = await staff.add_failure(s, user_id)
-    await audit.add_entry(s, at=now, action="login_failed", actor_id=user_id, actor_name=name, ip=ip, detail=f"wrong password ({failures} in a row)")
+    await audit.record(s, Who(user_id, name), AuditAction.LOGIN_FAILED, at=now, detail=f"wrong password ({failures} in a row)", ip=ip)
     threshold = svc.config["LOCKOUT_AFTER_FAILURES"]
     if failures >= threshold:
         seconds = min(svc.config["LOCKOUT_BASE_SECONDS"] * 2 ** (failures - threshold), svc.config["LOCKOUT_MAX_SECONDS"])
         await staff.lock_until(s, user_id, now + timedelta(seconds=seconds))
-        await audit.add_entry(s, at=now, action="account_locked", actor_id=user_id, actor_name=name, ip=ip, detail=f"locked for {seconds} s after {failures} failures")
+        await audit.record(s, Who(user_id, name), AuditAction.ACCOUNT_LOCKED, at=now, detail=f"locked for {seconds} s after {failures} failures", ip=ip)
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ async def check_session(svc: Services, token: str, *, activity: bool, ip: str | 
         async with svc.db.transaction() as s:
             ended = await sessions.end_session(s, session_hash, now, reason)
             if ended:
-                await audit.add_entry(s, at=now, action="session_expired", actor_id=user_row.id, actor_name=user_row.username, ip=row.ip if ip is None else ip, detail=reason)
+                await audit.record(s, Who(user_row.id, user_row.username), AuditAction.SESSION_EXPIRED, at=now, detail=reason, ip=row.ip if ip is None else ip)
         if ended:
             await svc.publish(Event("session_ended", session_ids=(session_hash,)))
         return EndedSession(reason)
@@ -171,7 +173,7 @@ async def do_end_expired_sessions(svc: Services, *, batch: int = 500) -> int:
             for info, username in expired:
                 reason = "lifetime" if info.created_at <= life_cut else "idle"
                 if await sessions.end_session(s, info.id, now, reason):
-                    await audit.add_entry(s, at=now, action="session_expired", actor_id=info.user_id, actor_name=username, ip=info.ip, detail=reason)
+                    await audit.record(s, Who(info.user_id, username), AuditAction.SESSION_EXPIRED, at=now, detail=reason, ip=info.ip)
                     ended.append(info.id)
         if ended:
             await svc.publish(Event("session_ended", session_ids=tuple(ended)))
@@ -200,7 +202,7 @@ async def do_logout(svc: Services, actor: Actor) -> None:
     now = svc.clock.now()
     async with svc.db.transaction() as s:
         if await sessions.end_session(s, actor.session_id, now, "logout"):
-            await audit.add_entry(s, at=now, action="logout", actor_id=actor.user.id, actor_name=actor.user.username, ip=actor.ip)
+            await audit.record(s, actor, AuditAction.LOGOUT, at=now)
     await svc.publish(Event("session_ended", session_ids=(actor.session_id,)))
 
 
@@ -210,7 +212,7 @@ async def do_end_other_sessions(svc: Services, actor: Actor) -> int:
     async with svc.db.transaction() as s:
         ended = await sessions.end_user_sessions(s, actor.user.id, now, "signed_out_elsewhere", keep=actor.session_id)
         if ended:
-            await audit.add_entry(s, at=now, action="sessions_revoked", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=actor.user.id, ip=actor.ip, detail=f"{len(ended)} other sessions")
+            await audit.record(s, actor, AuditAction.SESSIONS_REVOKED, at=now, target_user_id=actor.user.id, detail=f"{len(ended)} other sessions")
     if ended:
         await svc.publish(Event("session_ended", session_ids=tuple(ended)))
     return len(ended)
@@ -224,7 +226,7 @@ async def do_end_session(svc: Services, actor: Actor, session_id: str) -> None:
         if session_id not in mine:
             raise NotFound("No such session.")
         await sessions.end_session(s, session_id, now, "revoked")
-        await audit.add_entry(s, at=now, action="session_revoked", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=actor.user.id, ip=actor.ip)
+        await audit.record(s, actor, AuditAction.SESSION_REVOKED, at=now, target_user_id=actor.user.id)
     await svc.publish(Event("session_ended", session_ids=(session_id,)))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.actions import Actor
+from app.actions import Actor, audit
 from app.actions.access import access_conversation
 from app.actions.errors import ActionError, Forbidden, NotFound
 from app.actions.frames import conversation_frame
@@ -12,8 +12,9 @@ from app.lib.usernames import is_username, normal_username
 from app.realtime.events import Event
 from app.records import ConversationDetail, ConversationSummary, MembershipRecord, Staff
 from app.services import Services
-from app.store import audit, conversations, staff
+from app.store import conversations, staff
 from app.store.db import Conflict, Session
+from app.vocab import AuditAction
 
 GROUP_ADMIN_ROLES = ("owner", "admin")
 
@@ -100,7 +101,7 @@ async def do_create_group(svc: Services, actor: Actor, title: str, usernames: li
         if members:
             line += " with " + ", ".join(u.display_name for u in members)
         msg_id = await add_system_line(s, svc, conv_id, actor, line)
-        await audit.add_entry(s, at=now, action="group_created", actor_id=actor.user.id, actor_name=actor.user.username, conversation_id=conv_id, ip=actor.ip, detail=f"{len(members) + 1} members")
+        await audit.record(s, actor, AuditAction.GROUP_CREATED, at=now, conversation_id=conv_id, detail=f"{len(members) + 1} members")
     everyone = [actor.user.id, *(u.id for u in members)]
     await svc.publish(Event("conversation", tuple(everyone), conversation_frame("created", conv_id, "group", clean_title)))
     await publish_stored_message(svc, msg_id, everyone)
@@ -125,7 +126,7 @@ async def do_rename_group(svc: Services, actor: Actor, conversation_id: int, tit
             return
         await conversations.set_title(s, conversation_id, clean_title)
         msg_id = await add_system_line(s, svc, conversation_id, actor, f"{actor.user.display_name} renamed the group to \u201c{clean_title}\u201d")
-        await audit.add_entry(s, at=now, action="group_renamed", actor_id=actor.user.id, actor_name=actor.user.username, conversation_id=conversation_id, ip=actor.ip)
+        await audit.record(s, actor, AuditAction.GROUP_RENAMED, at=now, conversation_id=conversation_id)
     ids = [m.user_id for m in detail.members]
     await svc.publish(Event("conversation", tuple(ids), conversation_frame("renamed", conversation_id, "group", clean_title)))
     await publish_stored_message(svc, msg_id, ids)
@@ -146,7 +147,7 @@ async def do_add_members(svc: Services, actor: Actor, conversation_id: int, user
         for u in new:
             # New members see the history from the moment they join.
             await conversations.add_member(s, conversation_id, u.id, "member", now, mine.last_message_id)
-            await audit.add_entry(s, at=now, action="member_added", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=u.id, conversation_id=conversation_id, ip=actor.ip)
+            await audit.record(s, actor, AuditAction.MEMBER_ADDED, at=now, target_user_id=u.id, conversation_id=conversation_id)
         msg_id = await add_system_line(s, svc, conversation_id, actor, f"{actor.user.display_name} added " + ", ".join(u.display_name for u in new))
     ids = sorted(current | {u.id for u in new})
     await svc.publish(Event("conversation", tuple(ids), conversation_frame("member_added", conversation_id, "group", detail.title, user_ids=[u.id for u in new])))
@@ -172,7 +173,7 @@ async def do_remove_member(svc: Services, actor: Actor, conversation_id: int, us
             raise Forbidden("The group's owner cannot be removed.")
         await _leave(svc, s, conversation_id, user_id)
         msg_id = await add_system_line(s, svc, conversation_id, actor, f"{actor.user.display_name} removed {target.display_name}")
-        await audit.add_entry(s, at=now, action="member_removed", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=user_id, conversation_id=conversation_id, ip=actor.ip)
+        await audit.record(s, actor, AuditAction.MEMBER_REMOVED, at=now, target_user_id=user_id, conversation_id=conversation_id)
     ids = [m.user_id for m in detail.members]
     await svc.publish(Event("conversation", tuple(ids), conversation_frame("member_removed", conversation_id, "group", detail.title, user_ids=[user_id])))
     await publish_stored_message(svc, msg_id, [i for i in ids if i != user_id])
@@ -186,7 +187,7 @@ async def do_leave_group(svc: Services, actor: Actor, conversation_id: int) -> N
             raise ActionError("not_group", "You can only leave groups.")
         await _leave(svc, s, conversation_id, actor.user.id)
         msg_id = await add_system_line(s, svc, conversation_id, actor, f"{actor.user.display_name} left")
-        await audit.add_entry(s, at=now, action="member_left", actor_id=actor.user.id, actor_name=actor.user.username, target_user_id=actor.user.id, conversation_id=conversation_id, ip=actor.ip)
+        await audit.record(s, actor, AuditAction.MEMBER_LEFT, at=now, target_user_id=actor.user.id, conversation_id=conversation_id)
     ids = [m.user_id for m in detail.members]
     await svc.publish(Event("conversation", tuple(ids), conversation_frame("member_removed", conversation_id, "group", detail.title, user_ids=[actor.user.id])))
     await publish_stored_message(svc, msg_id, [i for i in ids if i != actor.user.id])

@@ -11,13 +11,14 @@ from sqlalchemy.orm import aliased
 from app.lib.clock import as_utc
 from app.records import AuditRecord
 from app.store.models import AuditEntry, User
+from app.vocab import AuditAction
 
 
 async def add_entry(
     s: AsyncSession,
     *,
     at: datetime,
-    action: str,
+    action: AuditAction,
     actor_id: int | None = None,
     actor_name: str = "",
     target_user_id: int | None = None,

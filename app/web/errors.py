@@ -45,10 +45,11 @@ async def error_page(status: int, message: str, code: str = "") -> Response:
 def register_errors(app: Quart) -> None:
     @app.errorhandler(RateLimitExceeded)
     async def _rate_limited(exc: RateLimitExceeded) -> Response:
-        from app.actions.accounts import record_audit
+        from app.actions import audit
+        from app.vocab import AuditAction
         from app.web.context import client_ip, svc
 
-        await record_audit(svc(), "rate_limited", ip=client_ip(), detail=f"{request.method} {request.path}")
+        await audit.record_alone(svc(), None, AuditAction.RATE_LIMITED, ip=client_ip(), detail=f"{request.method} {request.path}")
         response = await error_page(429, f"Too many attempts from this address. Wait {exc.retry_after} s and try again.", "rate_limited")
         for name, value in exc.get_headers():
             response.headers[name] = value

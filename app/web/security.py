@@ -12,10 +12,11 @@ from quart import Quart, Response, abort, current_app, g, redirect, request, url
 from quart_auth import current_user, logout_user
 from werkzeug.exceptions import BadRequest, Forbidden
 
-from app.actions import Actor
+from app.actions import Actor, audit
 from app.actions.auth import EndedSession, check_session
 from app.lib.hosts import allowed_host_names, host_name
 from app.lib.tokens import keyed_digest, same
+from app.vocab import AuditAction
 from app.web.context import client_ip, safe_next, svc
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -75,10 +76,7 @@ async def check_csrf() -> None:
 
 
 async def _refuse(reason: str) -> None:
-    from app.actions.accounts import record_audit
-
-    who = g.actor.user if g.get("actor") else None
-    await record_audit(svc(), "csrf_refused", actor_id=who.id if who else None, actor_name=who.username if who else "", ip=client_ip(), detail=f"{request.method} {request.path}: {reason}"[:200])
+    await audit.record_alone(svc(), g.get("actor"), AuditAction.CSRF_REFUSED, ip=client_ip(), detail=f"{request.method} {request.path}: {reason}"[:200])
     raise Forbidden("This form has expired or did not come from MedChat. Go back, reload the page and try again.")
 
 
