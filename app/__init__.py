@@ -34,7 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     from app.store.db import Database
 
     clock = app.config.get("CLOCK") or Clock()
-    hub = Hub(app.config["PRESENCE_BATCH_SECONDS"])
+    hub = Hub(app.config["PRESENCE_BATCH_SECONDS"], clock)
     services = Services(
         config=app.config,
         db=Database(app.config["DATABASE_URL"], app.config["DATABASE_POOL_SIZE"]),
@@ -74,6 +74,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweep
         await services.broker.stop()
+        await hub.stop()
         await services.db.dispose()
 
     from app.web import register_web

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.actions import Actor, live
+from app.actions import Actor
 from app.actions.errors import ActionError, Forbidden, NotFound
-from app.actions.live import Presence
+from app.actions.presence import Presence, shared_presence
 from app.lib.clock import as_utc
 from app.lib.passwords import password_problem
 from app.lib.text import TextError, clean_line
@@ -302,7 +302,7 @@ class Directory:
 
     ``pinned`` are shown above the page whatever the search (the people already ticked) and
     are not on any page. ``presence`` holds only the people, among those shown, who share
-    presence with the viewer (``live.shared_presence``); nobody else's is ever looked up.
+    presence with the viewer (``presence.shared_presence``); nobody else's is ever looked up.
     """
 
     found: StaffPage
@@ -340,7 +340,7 @@ async def directory(
             per_page=svc.config["DIRECTORY_PAGE_SIZE"], exclude_ids=left_out,
         )
     shown = [p.id for p in pinned] + [p.id for p in found.people]
-    presence = await live.shared_presence(svc, viewer.id, shown)
+    presence = await shared_presence(svc, viewer.id, shown)
     return Directory(found=found, pinned=pinned, departments=known, department=department, presence=presence)
 
 

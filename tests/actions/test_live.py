@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.actions import chats, live
+from app.actions import chats, live, presence
 from app.actions.auth import do_logout
 from app.actions.errors import NotFound
 from app.lib.clock import FrozenClock
@@ -69,31 +69,31 @@ async def test_typing_alone_publishes_nothing(svc: Services, staff: dict[str, St
 
 async def test_contacts_are_the_people_i_share_a_current_conversation_with(svc: Services, staff: dict[str, Staff], group: int) -> None:
     ids = {name: user.id for name, user in staff.items()}
-    assert sorted(await live.contacts(svc, ids["alice"])) == sorted([ids["bob"], ids["carol"]])
-    assert await live.contacts(svc, ids["dave"]) == []
+    assert sorted(await presence.contacts(svc, ids["alice"])) == sorted([ids["bob"], ids["carol"]])
+    assert await presence.contacts(svc, ids["dave"]) == []
     await chats.do_open_direct(svc, actor_for(staff["dave"]), "bob")
-    assert sorted(await live.contacts(svc, ids["bob"])) == sorted([ids["alice"], ids["carol"], ids["dave"]])
+    assert sorted(await presence.contacts(svc, ids["bob"])) == sorted([ids["alice"], ids["carol"], ids["dave"]])
     await chats.do_remove_member(svc, actor_for(staff["alice"]), group, ids["carol"])
-    assert await live.contacts(svc, ids["carol"]) == []
-    assert ids["carol"] not in await live.contacts(svc, ids["alice"])
+    assert await presence.contacts(svc, ids["carol"]) == []
+    assert ids["carol"] not in await presence.contacts(svc, ids["alice"])
 
 
 async def test_presence_online_and_offline(svc: Services, staff: dict[str, Staff], group: int, events: list[Event], clock: FrozenClock) -> None:
     bob = staff["bob"].id
-    assert await live.last_seen(svc, [bob]) == {bob: None}
+    assert await presence.last_seen(svc, [bob]) == {bob: None}
     events.clear()
-    await live.announce_presence(svc, bob, True, "instance-1")
+    await presence.announce_presence(svc, bob, True, "instance-1")
     [online] = events
     assert online.kind == "presence" and online.origin == "instance-1"
     assert sorted(online.user_ids) == sorted([staff["alice"].id, staff["carol"].id])
     assert online.data == {"type": "presence", "user_id": bob, "online": True, "last_seen": None}
-    assert await live.last_seen(svc, [bob]) == {bob: None}  # online does not write
+    assert await presence.last_seen(svc, [bob]) == {bob: None}  # online does not write
     clock.advance(3600)
-    await live.announce_presence(svc, bob, False, "instance-1")
+    await presence.announce_presence(svc, bob, False, "instance-1")
     offline = events[-1]
     assert offline.data == {"type": "presence", "user_id": bob, "online": False, "last_seen": clock.now().isoformat()}
     assert round_trip(offline) == offline
-    seen = (await live.last_seen(svc, [bob, staff["dave"].id]))
+    seen = (await presence.last_seen(svc, [bob, staff["dave"].id]))
     assert seen[bob] is not None and seen[bob].replace(tzinfo=None) == clock.now().replace(tzinfo=None)
     assert seen[staff["dave"].id] is None
 
@@ -187,10 +187,10 @@ async def test_logout_publishes_the_end_of_that_session_only(svc: Services, staf
 async def test_large_groups_do_not_share_presence(svc: Services, staff: dict[str, Staff]) -> None:
     ids = {name: user.id for name, user in staff.items()}
     await chats.do_create_group(svc, actor_for(staff["alice"]), "Whole hospital", ["bob", "carol", "dave"])
-    assert ids["dave"] in await live.contacts(svc, ids["alice"])
+    assert ids["dave"] in await presence.contacts(svc, ids["alice"])
     svc.config["PRESENCE_MAX_GROUP"] = 3  # type: ignore[index]
     # Four members is over the limit: nobody there is a contact through that group...
-    assert ids["dave"] not in await live.contacts(svc, ids["alice"])
+    assert ids["dave"] not in await presence.contacts(svc, ids["alice"])
     # ...but a direct chat still counts.
     await chats.do_open_direct(svc, actor_for(staff["dave"]), "alice")
-    assert ids["dave"] in await live.contacts(svc, ids["alice"])
+    assert ids["dave"] in await presence.contacts(svc, ids["alice"])

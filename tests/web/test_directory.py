@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from app.actions import live
+from app.actions import presence
 from app.services import Services
 from tests.helpers import BAD_IDS, conversation_id_of, user_id
 from tests.support import Client
@@ -163,9 +163,9 @@ async def test_presence_shows_only_for_people_who_share_it_with_me(ward: Client,
     await create_group(ward, "Big", ["eng", "fkhan", "gli"])  # four: above PRESENCE_MAX_GROUP
     # Everyone has been and gone; bmensah is online now.
     for uid in ids.values():
-        await live.announce_presence(svc, uid, True, origin="test")
-        await live.announce_presence(svc, uid, False, origin="test")
-    await live.announce_presence(svc, ids["bmensah"], True, origin="test")
+        await presence.announce_presence(svc, uid, True, origin="test")
+        await presence.announce_presence(svc, uid, False, origin="test")
+    await presence.announce_presence(svc, ids["bmensah"], True, origin="test")
     shown = entries(await page_html(ward, "/directory?department=Radiology"))
     shown |= entries(await page_html(ward, "/directory?department=Radiology&page=2"))
     shown |= entries(await page_html(ward, "/directory?q=carla"))
@@ -177,7 +177,7 @@ async def test_presence_shows_only_for_people_who_share_it_with_me(ward: Client,
     for name in ("eng", "fkhan"):
         assert "presence" not in shown[name] and "last seen" not in shown[name] and "online" not in shown[name]
     # Neither for someone I share nothing with, though they are online now.
-    await live.announce_presence(svc, await user_id(svc, "hnone"), True, origin="test")
+    await presence.announce_presence(svc, await user_id(svc, "hnone"), True, origin="test")
     assert "presence" not in entries(await page_html(ward, "/directory?q=hana"))["hnone"]
     # The tick lists follow the same rule.
     html = await page_html(ward, "/chats/new-group?department=Radiology")

@@ -1,0 +1,104 @@
+"""Presence: who sees whom, when someone is online, and when they were last seen.
+
+The rules live here; the hub (``app/realtime/hub.py``) only keeps the claims, batches the
+frames and delivers them, and the socket door (``app/ws/endpoint.py``) only says when a
+socket opened or closed.
+
+- **Who sees whom** (``contacts``): people who share a direct chat or a group of at most
+  ``PRESENCE_MAX_GROUP`` members. Live frames and pages (``shared_presence``) use the same rule.
+- **Online** is per process: the first socket of a user on this process announces "online"
+  (``socket_opened``); the last one, once it closed, waits ``PRESENCE_GRACE_SECONDS`` and
+  announces "offline" only if no socket of that user came back meanwhile (``socket_closed``),
+  so a reload does not flash "offline". The offline announcement writes ``last_seen``.
+- **A new socket** gets a snapshot of all its contacts (``snapshot``), then changes only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.realtime.events import Event
+from app.services import Services
+from app.store import chats, staff
+
+
+async def contacts(svc: Services, user_id: int) -> list[int]:
+    """Whose presence I see and who sees mine: direct chats and groups up to PRESENCE_MAX_GROUP."""
+    async with svc.db.reading() as s:
+        return await chats.contact_ids(s, user_id, svc.config["PRESENCE_MAX_GROUP"])
+
+
+@dataclass(frozen=True)
+class Presence:
+    """What a page may show of someone's presence: online now, or when last seen."""
+
+    online: bool
+    last_seen: datetime | None
+
+
+async def shared_presence(svc: Services, viewer_id: int, user_ids: Collection[int]) -> dict[int, Presence]:
+    """The presence of those among ``user_ids`` who share it with ``viewer_id``, by id.
+
+    The live rule (``contacts``): a direct chat or a group of at most PRESENCE_MAX_GROUP
+    members together. Anyone else is left out, so a page cannot show when they were last seen.
+    """
+    wanted = set(user_ids)
+    if not wanted:
+        return {}
+    async with svc.db.reading() as s:
+        shared = wanted.intersection(await chats.contact_ids(s, viewer_id, svc.config["PRESENCE_MAX_GROUP"]))
+        seen = await staff.last_seen(s, sorted(shared))
+    return {uid: Presence(online=svc.hub.is_online(uid), last_seen=seen.get(uid)) for uid in shared}
+
+
+async def announce_presence(svc: Services, user_id: int, online: bool, origin: str) -> None:
+    """Publish that this process has (or no longer has) sockets of ``user_id``."""
+    now = svc.clock.now()
+    if not online:
+        async with svc.db.transaction() as s:
+            await staff.set_last_seen(s, user_id, now)
+    ids = await contacts(svc, user_id)
+    frame = {"type": "presence", "user_id": user_id, "online": online, "last_seen": None if online else now.isoformat()}
+    await svc.publish(Event("presence", tuple(ids), frame, origin=origin))
+
+
+async def last_seen(svc: Services, user_ids: list[int]) -> dict[int, datetime | None]:
+    async with svc.db.reading() as s:
+        return await staff.last_seen(s, user_ids)
+
+
+async def socket_opened(svc: Services, user_id: int, first: bool) -> None:
+    """A socket of ``user_id`` opened here; ``first``: none of theirs was open on this process."""
+    if first:
+        await announce_presence(svc, user_id, True, svc.hub.instance_id)
+
+
+async def socket_closed(svc: Services, user_id: int, last: bool) -> None:
+    """A socket of ``user_id`` closed here; ``last``: none of theirs is left on this process.
+
+    After the last one, wait the grace and announce "offline" unless a socket came back.
+    Waits ``PRESENCE_GRACE_SECONDS`` of ``svc.clock``: the caller runs it in the background.
+    """
+    if not last:
+        return
+    await svc.clock.sleep(svc.config["PRESENCE_GRACE_SECONDS"])
+    if not svc.hub.has_local(user_id):
+        await announce_presence(svc, user_id, False, svc.hub.instance_id)
+
+
+async def snapshot(svc: Services, user_id: int) -> dict[str, Any]:
+    """The ``presence_snapshot`` frame for a new socket of ``user_id``: every contact's state."""
+    ids = await contacts(svc, user_id)
+    seen = await last_seen(svc, ids)
+    users = [
+        {"user_id": uid, "online": svc.hub.is_online(uid), "last_seen": _iso(seen.get(uid))}
+        for uid in ids
+    ]
+    return {"type": "presence_snapshot", "users": users}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
