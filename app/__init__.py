@@ -37,7 +37,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     settings = Settings.from_config(app.config)  # once: every value's type checked here
 
     clock = app.config.get("CLOCK") or Clock()
-    hub = Hub(app.config["PRESENCE_BATCH_SECONDS"])
+    hub = Hub(app.config["PRESENCE_BATCH_SECONDS"], clock)
     services = Services(
         config=app.config,
         settings=settings,
@@ -78,6 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweep
         await services.broker.stop()
+        await hub.stop()
         await services.db.dispose()
 
     from app.web import register_web

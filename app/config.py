@@ -27,7 +27,8 @@ DEFAULTS: dict[str, Any] = {
     # Sessions (seconds).
     "SESSION_IDLE_SECONDS": 30 * 60,
     "SESSION_MAX_SECONDS": 12 * 60 * 60,
-    # Write last_seen at most this often; the idle timeout is this precise.
+    # Write last_seen at most this often (a socket re-checks its session on activity as
+    # often); the idle timeout is this precise.
     "SESSION_TOUCH_SECONDS": 30,
     # How often each process ends the sessions that ran out unseen (0: never; a request
     # that finds one ends it too). Ending is idempotent across processes.
@@ -90,6 +91,9 @@ DEFAULTS: dict[str, Any] = {
     # changes reach a socket at most once per PRESENCE_BATCH_SECONDS (batched).
     "PRESENCE_MAX_GROUP": 50,
     "PRESENCE_BATCH_SECONDS": 1.0,
+    # A user's last socket on a process closed: "offline" only if none came back this soon
+    # (a reload does not flash "offline").
+    "PRESENCE_GRACE_SECONDS": 5.0,
     # Receipts go to every member in conversations up to this size; in bigger groups only
     # to the senders whose ticks changed.
     "RECEIPTS_ALL_MEMBERS_MAX": 50,

@@ -64,6 +64,7 @@ class Settings:
     typing_min_interval_seconds: float
     presence_max_group: int
     presence_batch_seconds: float
+    presence_grace_seconds: float
     receipts_all_members_max: int
     argon2_memory_kib: int
     argon2_time_cost: int

@@ -103,7 +103,7 @@ def app_config(tmp_path: Path, database_url: str, clock: FrozenClock) -> dict[st
         "RECORD_EVENTS": True,
         "PASSWORD_HASHING": FAST_HASHING,
         "MIGRATE_ON_START": False,
-        # Presence frames at once, so tests need not wait for a batch (tests/ws/test_hub.py
+        # Presence frames at once, so tests need not wait for a batch (tests/realtime/test_hub.py
         # covers batching).
         "PRESENCE_BATCH_SECONDS": 0,
         # The login limit tests count to 11.

@@ -1,10 +1,24 @@
-"""Presence: who sees whom online, and when they were last seen."""
+"""Presence: who sees whom, when someone is online, and when they were last seen.
+
+The rules live here; the hub (``app/realtime/hub.py``) only keeps the claims, batches the
+frames and delivers them, and the socket door (``app/ws/endpoint.py``) only says when a
+socket opened or closed.
+
+- **Who sees whom** (``contacts``): people who share a direct chat or a group of at most
+  ``PRESENCE_MAX_GROUP`` members. Live frames and pages (``shared_presence``) use the same rule.
+- **Online** is per process: the first socket of a user on this process announces "online"
+  (``socket_opened``); the last one, once it closed, waits ``PRESENCE_GRACE_SECONDS`` and
+  announces "offline" only if no socket of that user came back meanwhile (``socket_closed``),
+  so a reload does not flash "offline". The offline announcement writes ``last_seen``.
+- **A new socket** gets a snapshot of all its contacts (``snapshot``), then changes only.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from app.realtime.events import Event
 from app.services import Services
@@ -54,3 +68,37 @@ async def announce_presence(svc: Services, user_id: int, online: bool, origin: s
 async def last_seen(svc: Services, user_ids: list[int]) -> dict[int, datetime | None]:
     async with svc.db.reading() as s:
         return await staff.last_seen(s, user_ids)
+
+
+async def socket_opened(svc: Services, user_id: int, first: bool) -> None:
+    """A socket of ``user_id`` opened here; ``first``: none of theirs was open on this process."""
+    if first:
+        await announce_presence(svc, user_id, True, svc.hub.instance_id)
+
+
+async def socket_closed(svc: Services, user_id: int, last: bool) -> None:
+    """A socket of ``user_id`` closed here; ``last``: none of theirs is left on this process.
+
+    After the last one, wait the grace and announce "offline" unless a socket came back.
+    Waits ``PRESENCE_GRACE_SECONDS`` of ``svc.clock``: the caller runs it in the background.
+    """
+    if not last:
+        return
+    await svc.clock.sleep(svc.config["PRESENCE_GRACE_SECONDS"])
+    if not svc.hub.has_local(user_id):
+        await announce_presence(svc, user_id, False, svc.hub.instance_id)
+
+
+async def snapshot(svc: Services, user_id: int) -> dict[str, Any]:
+    """The ``presence_snapshot`` frame for a new socket of ``user_id``: every contact's state."""
+    ids = await contacts(svc, user_id)
+    seen = await last_seen(svc, ids)
+    users = [
+        {"user_id": uid, "online": svc.hub.is_online(uid), "last_seen": _iso(seen.get(uid))}
+        for uid in ids
+    ]
+    return {"type": "presence_snapshot", "users": users}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

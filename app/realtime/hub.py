@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections import defaultdict
 from typing import Any, Protocol
 
+from app.lib.clock import Clock
 from app.realtime.events import Event
 
 # Close codes (docs/protocol.md).
@@ -30,17 +32,19 @@ class Connection(Protocol):
 class Hub:
     """Routes events to the sockets of the users they name. Serialises a frame once.
 
-    Presence: ``claims[user]`` is the set of processes (``instance_id``) that say they hold
-    a socket of that user; the user is online while the set is not empty. Presence frames
-    go out only when that changes.
+    Presence mechanics only (the rules are in ``app/actions/presence.py``): ``claims[user]``
+    is the set of processes (``instance_id``) that say they hold a socket of that user; the
+    user is online while the set is not empty. Presence frames go out only when that
+    changes, batched per recipient for ``presence_batch_seconds`` of ``clock`` time.
     """
 
-    def __init__(self, presence_batch_seconds: float = 0.0) -> None:
+    def __init__(self, presence_batch_seconds: float = 0.0, clock: Clock | None = None) -> None:
         self.instance_id = uuid.uuid4().hex
         # Presence changes wait this long and go out together (0: at once).
         self.presence_batch_seconds = presence_batch_seconds
+        self.clock = clock or Clock()
         self._presence_pending: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
-        self._presence_flush: asyncio.TimerHandle | None = None
+        self._presence_flush: asyncio.Task[None] | None = None
         self._by_user: dict[int, dict[str, Connection]] = defaultdict(dict)
         self._by_session: dict[str, dict[str, Connection]] = defaultdict(dict)
         self.claims: dict[int, set[str]] = defaultdict(set)
@@ -100,12 +104,15 @@ class Hub:
             if self.has_local(recipient):
                 self._presence_pending[recipient][subject] = event.data
         if self._presence_pending and self._presence_flush is None:
-            loop = asyncio.get_running_loop()
-            self._presence_flush = loop.call_later(self.presence_batch_seconds, self.flush_presence)
+            self._presence_flush = asyncio.create_task(self._flush_later(), name="presence-batch")
+
+    async def _flush_later(self) -> None:
+        await self.clock.sleep(self.presence_batch_seconds)
+        self._presence_flush = None
+        self.flush_presence()
 
     def flush_presence(self) -> None:
         """Send what ``_hold_presence`` kept: one frame per recipient socket."""
-        self._presence_flush = None
         pending, self._presence_pending = self._presence_pending, defaultdict(dict)
         for recipient, changes in pending.items():
             if len(changes) == 1:
@@ -137,6 +144,14 @@ class Hub:
                     continue
                 if not conn.offer(frame):
                     conn.close_soon(CLOSE_SLOW_CONSUMER, "slow consumer, resync")
+
+    async def stop(self) -> None:
+        """Drop a batch still waiting for its window (the process is stopping)."""
+        task, self._presence_flush = self._presence_flush, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def broadcast(self, frame: str) -> None:
         """Send a frame to every socket of this process."""

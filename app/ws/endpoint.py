@@ -10,11 +10,9 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, cast
 
 from quart import Quart, abort, current_app, websocket
@@ -25,9 +23,10 @@ from app.actions.auth import resolve_session
 from app.actions.errors import ActionError
 from app.actions.frames import message_dict
 from app.actions.messages import do_send_message, missed_messages
-from app.actions.presence import announce_presence, contacts, last_seen
+from app.actions.presence import snapshot, socket_closed, socket_opened
 from app.actions.receipts import do_mark_delivered, do_mark_read
 from app.actions.typing import do_typing
+from app.lib.clock import Clock
 from app.lib.errors import Unavailable
 from app.lib.forwarded import peer_address
 from app.lib.ids import parse_position
@@ -56,8 +55,6 @@ from app.ws.tls_close import quiet_tls_close
 
 log = logging.getLogger("medchat.ws")
 
-PRESENCE_GRACE = 5.0  # a reload does not flash "offline"
-TOUCH_INTERVAL = 30.0
 BATCH_FRAMES = 64  # at most this many frames in one batched WebSocket message
 BATCH_CHARS = 48 * 1024  # and (roughly) no more characters than this, then the rest next time
 
@@ -71,7 +68,8 @@ class WsState:
 class SocketConnection:
     """One accepted socket: a bounded queue of frames and a request to close."""
 
-    def __init__(self, user_id: int, session_id: str, queue_size: int) -> None:
+    def __init__(self, user_id: int, session_id: str, queue_size: int, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
         self.socket_id = uuid.uuid4().hex
         self.user_id = user_id
         self.session_id = session_id
@@ -80,7 +78,7 @@ class SocketConnection:
         self.closed = asyncio.Event()
         self.resuming = False
         self.held: list[str] = []
-        self.last_heard = time.monotonic()
+        self.last_heard = self.clock.monotonic()
 
     def offer(self, frame: str) -> bool:
         if self.closing is not None:
@@ -132,7 +130,10 @@ def register(app: Quart) -> None:
     redact_access_log()
     quiet_tls_close(app.config["TLS_SHUTDOWN_SECONDS"])
     app.extensions["medchat_ws"] = WsState(
-        handshakes=TokenBuckets(app.config["WS_HANDSHAKES_PER_MINUTE"], 60, app.config["WS_HANDSHAKES_PER_MINUTE"], time.monotonic)
+        handshakes=TokenBuckets(
+            app.config["WS_HANDSHAKES_PER_MINUTE"], 60, app.config["WS_HANDSHAKES_PER_MINUTE"],
+            cast(Services, app.extensions["medchat"]).clock.monotonic,
+        )
     )
 
     @app.after_serving
@@ -159,19 +160,22 @@ async def ws_endpoint() -> None:
     if state.handshakes.take(("user", resolved.user.id)) or state.handshakes.take(("ip", ip)):
         abort(429)
     await websocket.accept()
-    session = _Session(svc, state, Actor(resolved.user, resolved.session_id, ip), cast(str, token))
-    await session.run()
+    handler = SocketHandler(svc, state, Actor(resolved.user, resolved.session_id, ip), cast(str, token))
+    await handler.run()
 
 
-class _Session:
+class SocketHandler:
+    """Serves one accepted socket: its send, receive and heartbeat tasks, for one actor."""
+
     def __init__(self, svc: Services, state: WsState, actor: Actor, token: str) -> None:
         self.svc = svc
         self.state = state
         self.actor = actor
         self.token = token
         self.config = svc.config
-        self.conn = SocketConnection(actor.user.id, cast(str, actor.session_id), self.config["WS_SEND_QUEUE"])
-        self.last_touch = time.monotonic()
+        self.clock = svc.clock
+        self.conn = SocketConnection(actor.user.id, cast(str, actor.session_id), self.config["WS_SEND_QUEUE"], self.clock)
+        self.last_touch = self.clock.monotonic()
 
     async def run(self) -> None:
         conn, hub = self.conn, self.svc.hub
@@ -191,9 +195,8 @@ class _Session:
                 "heartbeat": self.config["WS_HEARTBEAT_SECONDS"], "max_frame": self.config["WS_MAX_MESSAGE_BYTES"],
             }))
             try:
-                if first:
-                    await announce_presence(self.svc, self.actor.user.id, True, hub.instance_id)
-                await self._presence_snapshot()
+                await socket_opened(self.svc, self.actor.user.id, first)
+                self._reply(dumps(await snapshot(self.svc, self.actor.user.id)))
             except Unavailable:
                 log.warning("presence skipped: the database is busy")  # the socket works without it
             await conn.closed.wait()
@@ -207,7 +210,7 @@ class _Session:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if hub.remove(conn):
-                self._offline_later()
+                self._in_background(socket_closed(self.svc, self.actor.user.id, last=True))
             if conn.closing is not None:
                 code, reason = conn.closing
                 # The peer may be gone already; closing is best effort.
@@ -215,15 +218,9 @@ class _Session:
                     async with asyncio.timeout(2):
                         await websocket.close(code, reason)
 
-    def _offline_later(self) -> None:
-        svc, user_id = self.svc, self.actor.user.id
-
-        async def later() -> None:
-            await asyncio.sleep(PRESENCE_GRACE)
-            if not svc.hub.has_local(user_id):
-                await announce_presence(svc, user_id, False, svc.hub.instance_id)
-
-        task = asyncio.get_running_loop().create_task(later())
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` past this socket's end; the app cancels it when it stops serving."""
+        task = asyncio.get_running_loop().create_task(work)
         self.state.background.add(task)
         task.add_done_callback(self.state.background.discard)
 
@@ -259,7 +256,7 @@ class _Session:
             await self._resume(resume_after)  # before reading frames: one resume at a time
         while True:
             raw = await websocket.receive()
-            self.conn.last_heard = time.monotonic()
+            self.conn.last_heard = self.clock.monotonic()
             size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
             if size > limit:
                 self.conn.close_soon(CLOSE_TOO_BIG, "frame too big")
@@ -280,9 +277,9 @@ class _Session:
             self.conn.close_soon(4408, "slow consumer, resync")
 
     async def _activity(self) -> None:
-        """A frame the person sent: keep the session alive (at most every 30 s), or end here."""
-        now = time.monotonic()
-        if now - self.last_touch < TOUCH_INTERVAL:
+        """A frame the person sent: keep the session alive (at most every SESSION_TOUCH_SECONDS), or end here."""
+        now = self.clock.monotonic()
+        if now - self.last_touch < self.config["SESSION_TOUCH_SECONDS"]:
             return
         self.last_touch = now
         if await resolve_session(self.svc, self.token, activity=True) is None:
@@ -312,8 +309,8 @@ class _Session:
         """Ping; a peer silent for three intervals is gone. Re-check the session each time."""
         interval = self.config["WS_HEARTBEAT_SECONDS"]
         while True:
-            await asyncio.sleep(interval)
-            if time.monotonic() - self.conn.last_heard > 3 * interval:
+            await self.clock.sleep(interval)
+            if self.clock.monotonic() - self.conn.last_heard > 3 * interval:
                 self.conn.close_soon(CLOSE_HEARTBEAT, "heartbeat timeout")
                 return
             self._reply(dumps({"type": "ping"}))
@@ -324,15 +321,6 @@ class _Session:
             if not alive:
                 self.conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
                 return
-
-    async def _presence_snapshot(self) -> None:
-        ids = await contacts(self.svc, self.actor.user.id)
-        seen = await last_seen(self.svc, ids)
-        users = [
-            {"user_id": uid, "online": self.svc.hub.is_online(uid), "last_seen": _iso(seen.get(uid))}
-            for uid in ids
-        ]
-        self._reply(dumps({"type": "presence_snapshot", "users": users}))
 
     async def _resume(self, after_id: int) -> None:
         """Send everything after ``after_id`` in order, holding live events meanwhile."""
@@ -366,10 +354,6 @@ class _Session:
                 if not conn.offer(frame):
                     conn.close_soon(4408, "slow consumer, resync")
                     break
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _message_id(frame: str) -> int | None:

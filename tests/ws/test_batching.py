@@ -17,11 +17,12 @@ from tests.ws.conftest import People
 pytestmark = pytest.mark.usefixtures("database_kind")
 
 
-async def _open_gated(people: People, query: str) -> tuple[Any, asyncio.Event]:
-    """A socket whose transport holds the first frame after ``hello`` until ``gate`` is set."""
+async def _open_gated(people: People, query: str) -> tuple[Any, asyncio.Event, asyncio.Event]:
+    """A socket whose transport holds the first frame after ``hello`` until ``gate`` is set;
+    ``stuck`` is set once the server's send loop waits on it."""
     conn = people.alice.raw.websocket("/ws" + query, scheme="wss")
     deliver = conn._asgi_send
-    gate = asyncio.Event()
+    gate, stuck = asyncio.Event(), asyncio.Event()
     sent = 0
 
     async def send(message: dict[str, Any]) -> None:
@@ -29,11 +30,12 @@ async def _open_gated(people: People, query: str) -> tuple[Any, asyncio.Event]:
         if message["type"] == "websocket.send":
             sent += 1
             if sent == 2:
+                stuck.set()
                 await gate.wait()
         await deliver(message)
 
     conn._asgi_send = send
-    return conn, gate
+    return conn, gate, stuck
 
 
 async def _frames(conn: Any, want: int) -> tuple[list[Any], list[dict[str, Any]]]:
@@ -52,11 +54,13 @@ async def _frames(conn: Any, want: int) -> tuple[list[Any], list[dict[str, Any]]
 async def test_queued_frames_go_out_together_only_when_asked(people: People, svc: Services, batch: bool) -> None:
     bob = await get_staff(svc, people.ids["bob"])
     assert bob is not None
-    conn, gate = await _open_gated(people, "?batch=1" if batch else "")
+    conn, gate, stuck = await _open_gated(people, "?batch=1" if batch else "")
     async with conn:
         assert json.loads(await conn.receive())["type"] == "hello"
         ids = [(await messages.do_send_message(svc, actor_for(bob), people.ab, f"m{n}", new_id())).message.id for n in range(6)]
-        await asyncio.sleep(0.05)  # the send loop is stuck on frame 2; the rest queue up
+        # Each send queued its frame before returning; the send loop is stuck on frame 2 (after
+        # the first sends or before them), so the rest wait in the queue together.
+        await stuck.wait()
         gate.set()
         raw, flat = await _frames(conn, 6)
     assert [f["message"]["id"] for f in flat if f["type"] == "message"] == ids  # in order, once each

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-import app.ws.endpoint as endpoint
 from app.actions import conversations, messages
 from app.actions.accounts import get_staff
 from app.lib.clock import FrozenClock
@@ -227,10 +226,12 @@ async def test_typing_where_i_am_not_a_member_is_not_found(people: People) -> No
 # Presence
 
 
-@pytest.fixture
-def grace(monkeypatch: pytest.MonkeyPatch) -> float:
-    monkeypatch.setattr(endpoint, "PRESENCE_GRACE", 0.1)
-    return 0.1
+GRACE = 5.0  # PRESENCE_GRACE_SECONDS
+
+
+async def grace_started(clock: FrozenClock) -> None:
+    """The last socket closed: its grace timer waits on the clock."""
+    await clock.sleeping(1, due_within=GRACE)
 
 
 async def presence_frames(sock: Sock) -> list[dict[str, Any]]:
@@ -255,27 +256,34 @@ async def test_presence_online_goes_to_contacts_only(people: People, login_as: A
                 assert len(carol.taken("presence")) == 1
 
 
-async def test_presence_changes_only(people: People, grace: float) -> None:
+async def test_presence_changes_only(people: People, clock: FrozenClock) -> None:
     b = people.ids["bob"]
     async with ws_open(people.alice) as alice:
         async with ws_open(people.bob):
             assert (await alice.expect("presence"))["online"] is True
             async with ws_open(people.bob):
-                pass  # a second tab opens and closes: no change
-            await asyncio.sleep(grace * 3)
+                pass  # a second tab opens and closes: no change, no grace timer
+            assert clock.pending() == [20.0, 20.0]  # only the heartbeats wait
+        await grace_started(clock)
+        clock.advance(GRACE - 0.5)
+        assert [t for t in clock.pending() if t <= GRACE] == [0.5]  # not offline yet
+        clock.advance(0.5)
         offline = await alice.expect("presence")
         assert offline["user_id"] == b and offline["online"] is False
         assert [f["online"] for f in alice.taken("presence")] == [True, False]
 
 
-async def test_offline_after_the_grace_with_last_seen(people: People, svc: Services, clock: FrozenClock, grace: float) -> None:
+async def test_offline_after_the_grace_with_last_seen(people: People, svc: Services, clock: FrozenClock) -> None:
     b = people.ids["bob"]
     async with ws_open(people.alice) as alice:
         async with ws_open(people.bob):
             await alice.expect("presence")
-        clock.advance(90)  # before the grace ends: the announcement says when
-        offline = await alice.expect("presence", timeout=grace + 1)
-        assert offline == {"type": "presence", "user_id": b, "online": False, "last_seen": clock.now().isoformat()}
+        closed_at = clock.now()
+        await grace_started(clock)
+        clock.advance(GRACE)  # the announcement says when: at the end of the grace
+        offline = await alice.expect("presence")
+        assert offline == {"type": "presence", "user_id": b, "online": False, "last_seen": (closed_at + timedelta(seconds=GRACE)).isoformat()}
+        assert clock.now() == closed_at + timedelta(seconds=GRACE)
         async with svc.db.reading() as s:
             seen = await store_staff.last_seen(s, [b])
         assert seen[b] is not None and seen[b].replace(tzinfo=None) == clock.now().replace(tzinfo=None)
@@ -285,14 +293,18 @@ async def test_offline_after_the_grace_with_last_seen(people: People, svc: Servi
         assert snapshot["users"] == [{"user_id": b, "online": False, "last_seen": clock.now().isoformat()}]
 
 
-async def test_a_reload_within_the_grace_is_not_a_change(people: People, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(endpoint, "PRESENCE_GRACE", 0.4)
+async def test_a_reload_within_the_grace_is_not_a_change(people: People, clock: FrozenClock) -> None:
     async with ws_open(people.alice) as alice:
         async with ws_open(people.bob):
             await alice.expect("presence")
+        await grace_started(clock)
+        clock.advance(GRACE - 1)
         async with ws_open(people.bob):  # the reloaded page
-            await asyncio.sleep(0.6)  # past the first socket's grace
+            clock.advance(1)  # the first socket's grace is over: bob is here again
+            assert [t for t in clock.pending() if t <= GRACE] == []
             assert [f for f in await alice.quiet() if f["type"] == "presence"] == []
-        offline = await alice.expect("presence", timeout=1.5)
+        await grace_started(clock)
+        clock.advance(GRACE)
+        offline = await alice.expect("presence")
         assert offline["online"] is False
         assert [f["online"] for f in alice.taken("presence")] == [True, False]

@@ -3,9 +3,7 @@ and on a server error (1011); everyone else carries on."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from typing import Any
 
 import pytest
@@ -85,21 +83,29 @@ async def test_admin_deactivation_or_password_reset_closes_every_socket(people: 
         await still_works(alice, people.ab)
 
 
-@pytest.mark.app_config(WS_HEARTBEAT_SECONDS=0.2)
+@pytest.mark.app_config(WS_HEARTBEAT_SECONDS=3600)
 async def test_idle_timeout_closes_with_4401_at_the_next_heartbeat(people: People, clock: FrozenClock) -> None:
     async with ws_open(people.alice) as alice, ws_open(people.bob) as bob:
-        clock.advance(30 * 60 + 1)
+        await clock.sleeping(2)  # both heartbeats wait
+        clock.advance(30 * 60 + 1)  # idle past the limit: nothing checks until the heartbeat
+        quiet = [f["type"] for s in (alice, bob) for f in await s.quiet()]  # and still open
+        assert "ping" not in [f["type"] for s in (alice, bob) for f in s.seen]
+        assert set(quiet) <= {"presence", "presence_snapshot"}
+        clock.advance(3600 - (30 * 60 + 1))  # the heartbeat: a ping, then the session check
         assert await alice.closed(PROMPT) == 4401
         assert await bob.closed(PROMPT) == 4401
+        assert len(alice.taken("ping")) == len(bob.taken("ping")) == 1
     assert await open_session_ids(people.svc, people.ids["alice"]) == set()
 
 
-async def test_a_frame_after_the_session_ended_does_nothing(people: People, clock: FrozenClock, svc: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.app_config(WS_HEARTBEAT_SECONDS=3600)
+async def test_a_frame_after_the_session_ended_does_nothing(people: People, clock: FrozenClock, svc: Services) -> None:
     """The session is checked on activity; a send that finds it ended is not stored."""
-    monkeypatch.setattr(endpoint, "TOUCH_INTERVAL", 0.0)
     async with ws_open(people.alice) as alice:
         await still_works(alice, people.ab)
-        clock.advance(30 * 60 + 1)  # idle past the limit; the 20 s heartbeat has not noticed yet
+        # Idle past the limit (and past SESSION_TOUCH_SECONDS, so the next frame re-checks the
+        # session); the hourly heartbeat has not come yet.
+        clock.advance(30 * 60 + 1)
         await alice.send({"type": "send", "client_msg_id": new_id(), "conversation_id": people.ab, "body": "too late"})
         assert await alice.closed(PROMPT) == 4401
         assert alice.taken("ack")[1:] == []
@@ -116,30 +122,27 @@ async def answer_pings(sock: Sock, reply: dict[str, Any]) -> None:
             await sock.send(reply)
 
 
-@pytest.mark.app_config(WS_HEARTBEAT_SECONDS=0.2)
-async def test_the_server_pings_and_a_silent_client_is_closed_with_4000(people: People) -> None:
-    async with ws_open(people.bob) as answering, ws_open(people.carol) as chatty:
-        pongs = asyncio.create_task(answer_pings(answering, {"type": "pong"}))
-        # Any frame counts as a sign of life, even one the server cannot use.
-        other = asyncio.create_task(answer_pings(chatty, {"type": "not-a-pong"}))
-        try:
-            started = time.monotonic()  # before the silent socket starts its clock
-            async with ws_open(people.alice) as silent:
-                assert silent.hello["heartbeat"] == 0.2
-                assert await silent.closed(2.0) == 4000
-                waited = time.monotonic() - started
-                assert 0.6 <= waited <= 1.8, waited  # three intervals of 0.2 s, checked every 0.2 s
-                assert silent.taken("ping") != []  # pinged before giving up
-            await asyncio.sleep(0.2)
-        finally:
-            pongs.cancel()
-            other.cancel()
-            await asyncio.gather(pongs, other, return_exceptions=True)
-        # The other two outlived several intervals and are still open (answered at once, no
-        # database work: on a busy machine a slow answer could outlast 3 intervals).
-        assert len(answering.taken("ping")) >= 3
-        assert chatty.taken("error") != []  # its frames were read, each a sign of life
+async def test_the_server_pings_and_a_silent_client_is_closed_with_4000(people: People, clock: FrozenClock) -> None:
+    interval = 20  # WS_HEARTBEAT_SECONDS
+    async with ws_open(people.bob) as answering, ws_open(people.carol) as chatty, ws_open(people.alice) as silent:
+        assert silent.hello["heartbeat"] == interval
+        for _ in range(3):  # silent for 1, 2, 3 intervals: not more than three, so pinged
+            await clock.sleeping(3)  # the three heartbeats wait
+            clock.advance(interval)
+            for sock in (answering, chatty, silent):
+                await sock.expect("ping")
+            await answering.send({"type": "pong"})
+            # Any frame counts as a sign of life, even one the server cannot use.
+            await chatty.send({"type": "not-a-pong"})
+            await chatty.error("unknown_type")  # read by the server
+        await clock.sleeping(3)
+        clock.advance(interval)  # silent for four intervals: more than three
+        assert await silent.closed(PROMPT) == 4000
+        assert len(silent.taken("ping")) == 3  # pinged before giving up
+        # The other two answered and are still open.
         for sock in (answering, chatty):
+            await sock.expect("ping")
+            assert len(sock.taken("ping")) == 4
             await sock.send({"type": "still-there?"})
             await sock.error("unknown_type")
 
@@ -180,14 +183,17 @@ async def test_a_client_that_stops_reading_during_a_resume_is_closed_too(people:
         assert await alice.closed(PROMPT) == 4408
 
 
-@pytest.mark.app_config(WS_SEND_QUEUE=6, WS_RESUME_PAGE=1, WS_HEARTBEAT_SECONDS=0.1, MESSAGE_BURST=100)
-async def test_a_silent_client_stuck_in_a_resume_is_closed_by_the_heartbeat(people: People, svc: Services) -> None:
+@pytest.mark.app_config(WS_SEND_QUEUE=6, WS_RESUME_PAGE=1, MESSAGE_BURST=100)
+async def test_a_silent_client_stuck_in_a_resume_is_closed_by_the_heartbeat(people: People, svc: Services, clock: FrozenClock) -> None:
     """The pages fill the queue; the held frames (snapshot, pings) do not overflow it."""
     bob_staff = await get_staff(svc, people.ids["bob"])
     assert bob_staff is not None
     for n in range(15):
         await messages.do_send_message(svc, actor_for(bob_staff), people.ab, f"missed {n}", new_id())
     async with ws_open(people.alice, "?after=0", stall=True) as alice:
+        for _ in range(4):  # four heartbeats (20 s): more than three intervals silent
+            await clock.sleeping(1)
+            clock.advance(20)
         assert await alice.closed(PROMPT) == 4000
 
 

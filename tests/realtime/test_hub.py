@@ -1,15 +1,17 @@
-"""The hub and a socket's bounded queue, without a network: routing, backpressure, presence.
+"""The hub without a network: claims, batching, delivery, overflow close.
 
-No database here, so these run once (not per database kind).
+No database and no app here, so these run once (not per database kind). Time is a
+``FrozenClock``: the batch window ends when the test advances it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+from app.lib.clock import FrozenClock
 from app.realtime.events import Event
 from app.realtime.hub import CLOSE_SESSION_ENDED, CLOSE_SLOW_CONSUMER, Hub
-from app.ws.endpoint import SocketConnection
 
 
 class FakeConnection:
@@ -18,12 +20,21 @@ class FakeConnection:
         self.room = room
         self.frames: list[str] = []
         self.closes: list[int] = []
+        self._new_frame = asyncio.Event()
 
     def offer(self, frame: str) -> bool:
         if len(self.frames) >= self.room:
             return False
         self.frames.append(frame)
+        self._new_frame.set()
         return True
+
+    async def arrived(self, count: int) -> None:
+        """Wait (at most 2 s) until ``count`` frames were offered."""
+        async with asyncio.timeout(2):
+            while len(self.frames) < count:
+                self._new_frame.clear()
+                await self._new_frame.wait()
 
     def close_soon(self, code: int, reason: str) -> None:
         self.closes.append(code)
@@ -121,67 +132,71 @@ async def test_sync_needed_goes_to_every_socket() -> None:
     assert all([json.loads(f) for f in conn.frames] == [{"type": "sync_needed"}] for conn in conns)
 
 
-async def test_socket_connection_queue_is_bounded() -> None:
-    conn = SocketConnection(1, "s", queue_size=2)
-    assert conn.offer("a") and conn.offer("b")
-    assert conn.offer("c") is False  # full: the caller closes it as a slow consumer
-    assert conn.queue.qsize() == 2
-    conn.close_soon(CLOSE_SLOW_CONSUMER, "slow consumer, resync")
-    conn.close_soon(CLOSE_SESSION_ENDED, "later reason")  # the first reason stays
-    assert conn.closing == (CLOSE_SLOW_CONSUMER, "slow consumer, resync") and conn.closed.is_set()
-    assert conn.offer("d") is True and conn.queue.qsize() == 2  # closing: dropped quietly
-
-
-async def test_socket_connection_holds_frames_while_resuming_within_the_same_bound() -> None:
-    conn = SocketConnection(1, "s", queue_size=2)
-    conn.resuming = True
-    assert conn.offer("a") and conn.offer("b")
-    assert conn.offer("c") is False
-    assert conn.queue.qsize() == 0 and conn.held[:2] == ["a", "b"]
-
-
-async def test_hub_closes_a_real_socket_connection_that_overflows() -> None:
-    hub = Hub()
-    slow, fine = SocketConnection(1, "s1", queue_size=4), SocketConnection(2, "s2", queue_size=4)
-    hub.add(slow)
-    hub.add(fine)
-    for n in range(5):
-        await hub.handle(message_event((1,), n))
-        await hub.handle(message_event((2,), n))
-        if n % 2:
-            while not fine.queue.empty():  # fine reads as it goes
-                fine.queue.get_nowait()
-    assert slow.closing is not None and slow.closing[0] == CLOSE_SLOW_CONSUMER and slow.closed.is_set()
-    assert fine.closing is None
+def online(subject: int, recipient: int = 2, origin: str = "a") -> Event:
+    return Event("presence", (recipient,), {"type": "presence", "user_id": subject, "online": True, "last_seen": None}, origin=origin)
 
 
 async def test_presence_changes_are_batched_per_recipient_and_coalesced() -> None:
-    import asyncio
-
-    hub = Hub(presence_batch_seconds=0.05)
+    clock = FrozenClock()
+    hub = Hub(presence_batch_seconds=1.0, clock=clock)
     watcher, other = FakeConnection(2, "s2", "w"), FakeConnection(9, "s9", "o")
     hub.add(watcher)
     hub.add(other)
     for subject in (1, 3, 4):
-        await hub.handle(Event("presence", (2,), {"type": "presence", "user_id": subject, "online": True, "last_seen": None}, origin="a"))
+        await hub.handle(online(subject))
     # Subject 4 goes away again inside the window: only its newest state is sent.
     await hub.handle(Event("presence", (2,), {"type": "presence", "user_id": 4, "online": False, "last_seen": "2026-01-05T09:00:00+00:00"}, origin="a"))
-    assert watcher.frames == []  # held for the window
-    await asyncio.sleep(0.15)
+    await clock.sleeping(1)
+    assert clock.pending() == [1.0]  # one window for all of them
+    clock.advance(0.5)
+    await asyncio.sleep(0)
+    assert watcher.frames == [] and clock.pending() == [0.5]  # held for the window
+    clock.advance(0.5)
+    await watcher.arrived(1)
     assert len(watcher.frames) == 1 and other.frames == []
     batch = json.loads(watcher.frames[0])
     assert batch["type"] == "presence_batch"
-    assert {u["user_id"]: u["online"] for u in batch["users"]} == {1: True, 3: True, 4: False}
-    # A single change in a window is an ordinary presence frame.
-    await hub.handle(Event("presence", (2,), {"type": "presence", "user_id": 5, "online": True, "last_seen": None}, origin="a"))
-    await asyncio.sleep(0.15)
+    assert batch["users"] == [
+        {"user_id": 1, "online": True, "last_seen": None},
+        {"user_id": 3, "online": True, "last_seen": None},
+        {"user_id": 4, "online": False, "last_seen": "2026-01-05T09:00:00+00:00"},
+    ]
+    # A single change in a window is an ordinary presence frame; the window starts anew.
+    await hub.handle(online(5))
+    await clock.sleeping(1)
+    assert clock.pending() == [1.0]
+    clock.advance(1.0)
+    await watcher.arrived(2)
     assert json.loads(watcher.frames[1]) == {"type": "presence", "user_id": 5, "online": True, "last_seen": None}
+    assert clock.pending() == []
 
 
 async def test_presence_batches_only_for_recipients_on_this_process() -> None:
-    import asyncio
-
-    hub = Hub(presence_batch_seconds=0.01)
-    await hub.handle(Event("presence", (2,), {"type": "presence", "user_id": 1, "online": True, "last_seen": None}, origin="a"))
-    await asyncio.sleep(0.05)
+    clock = FrozenClock()
+    hub = Hub(presence_batch_seconds=1.0, clock=clock)
+    await hub.handle(online(1))
     assert hub.is_online(1)  # the claim is kept even with nobody here to tell
+    await asyncio.sleep(0)
+    assert clock.pending() == []  # and nothing waits to be sent
+
+
+async def test_a_batch_still_waiting_is_dropped_when_the_hub_stops() -> None:
+    clock = FrozenClock()
+    hub = Hub(presence_batch_seconds=1.0, clock=clock)
+    watcher = FakeConnection(2, "s2", "w")
+    hub.add(watcher)
+    await hub.handle(online(1))
+    await clock.sleeping(1)
+    await hub.stop()
+    assert clock.pending() == []
+    clock.advance(5)
+    await asyncio.sleep(0)
+    assert watcher.frames == []
+
+
+async def test_without_a_window_presence_goes_out_at_once() -> None:
+    hub = Hub()
+    watcher = FakeConnection(2, "s2", "w")
+    hub.add(watcher)
+    await hub.handle(online(1))
+    assert [json.loads(f) for f in watcher.frames] == [{"type": "presence", "user_id": 1, "online": True, "last_seen": None}]
