@@ -8,7 +8,7 @@ nothing of the app.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 
 class StaffRole(StrEnum):
@@ -81,3 +81,14 @@ class AuditAction(StrEnum):
     MEMBER_ADDED = "member_added"
     MEMBER_REMOVED = "member_removed"
     MEMBER_LEFT = "member_left"
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes (docs/protocol.md): the socket door and the hub both close."""
+
+    NORMAL = 1000
+    TOO_BIG = 1009
+    HEARTBEAT = 4000  # no pong within a heartbeat
+    SESSION_ENDED = 4401  # signed out, idle, deactivated: log in again
+    SLOW_CONSUMER = 4408  # the send queue overflowed: reconnect and resume
+    RESYNC = 4409  # too far behind to resume: reload

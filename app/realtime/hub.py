@@ -11,10 +11,11 @@ from typing import Any, Protocol
 
 from app.lib.clock import Clock
 from app.realtime.events import Event
+from app.vocab import CloseCode
 
 # Close codes (docs/protocol.md).
-CLOSE_SESSION_ENDED = 4401
-CLOSE_SLOW_CONSUMER = 4408
+CLOSE_SESSION_ENDED = CloseCode.SESSION_ENDED
+CLOSE_SLOW_CONSUMER = CloseCode.SLOW_CONSUMER
 
 
 class Connection(Protocol):

@@ -11,14 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.lib.ids import MAX_ID as MAX_ID
-from app.realtime.hub import CLOSE_SESSION_ENDED as CLOSE_SESSION_ENDED
-from app.realtime.hub import CLOSE_SLOW_CONSUMER as CLOSE_SLOW_CONSUMER
+from app.vocab import CloseCode
 
-# Close codes (the hub owns the two it triggers).
-CLOSE_NORMAL = 1000
-CLOSE_TOO_BIG = 1009
-CLOSE_HEARTBEAT = 4000
-CLOSE_RESYNC = 4409
+# Close codes (app/vocab.py: the hub triggers two of them too).
+CLOSE_NORMAL = CloseCode.NORMAL
+CLOSE_TOO_BIG = CloseCode.TOO_BIG
+CLOSE_HEARTBEAT = CloseCode.HEARTBEAT
+CLOSE_SESSION_ENDED = CloseCode.SESSION_ENDED
+CLOSE_SLOW_CONSUMER = CloseCode.SLOW_CONSUMER
+CLOSE_RESYNC = CloseCode.RESYNC
 
 # JSON may spell a lone surrogate ("\ud800"): Python then holds a string UTF-8 cannot encode,
 # and echoing it (an error frame's ref) would fail the send and close the socket with 1011.
