@@ -10,6 +10,7 @@ from typing import Any
 from quart import Quart
 
 from app.config import instance_path_from_env, load_config
+from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,43 +32,42 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     from app.lib.ratelimit import ChangeThrottle, TokenBuckets
     from app.realtime.hub import Hub
     from app.services import Services
-    from app.settings import Settings
     from app.store.db import Database
 
     settings = Settings.from_config(app.config)  # once: every value's type checked here
 
     clock = app.config.get("CLOCK") or Clock()
-    hub = Hub(app.config["PRESENCE_BATCH_SECONDS"], clock)
+    hub = Hub(settings.presence_batch_seconds, clock)
     services = Services(
         config=app.config,
         settings=settings,
-        db=Database(app.config["DATABASE_URL"], app.config["DATABASE_POOL_SIZE"]),
-        broker=_make_broker(app.config),
+        db=Database(settings.database_url, settings.database_pool_size),
+        broker=_make_broker(settings),
         hub=hub,
         clock=clock,
         # Tests may hand in a cheaper hasher object (the settings themselves refuse low costs);
         # tests/actions/test_accounts_actions.py and tests/test_cli.py prove the real ones.
         passwords=app.config.get("PASSWORD_HASHING") or PasswordHashing(
-            app.config["ARGON2_MEMORY_KIB"], app.config["ARGON2_TIME_COST"], app.config["ARGON2_PARALLELISM"]
+            settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
         ),
         message_buckets=TokenBuckets(
-            app.config["MESSAGE_RATE"], app.config["MESSAGE_RATE_PERIOD_SECONDS"],
-            app.config["MESSAGE_BURST"], clock.monotonic,
+            settings.message_rate, settings.message_rate_period_seconds,
+            settings.message_burst, clock.monotonic,
         ),
-        typing_throttle=ChangeThrottle(app.config["TYPING_MIN_INTERVAL_SECONDS"], clock.monotonic),
+        typing_throttle=ChangeThrottle(settings.typing_min_interval_seconds, clock.monotonic),
     )
     app.extensions["medchat"] = services
 
     @app.before_serving
     async def _open() -> None:
-        if app.config.get("MIGRATE_ON_START", True):
+        if settings.migrate_on_start:
             await services.db.upgrade_to_head()
         await services.broker.start(hub.handle)
-        if app.config["SESSION_SWEEP_SECONDS"]:
+        if settings.session_sweep_seconds:
             from app.actions.auth import sweep_sessions_forever
 
             app.extensions["medchat_session_sweep"] = asyncio.create_task(
-                sweep_sessions_forever(services, float(app.config["SESSION_SWEEP_SECONDS"])), name="session-sweep"
+                sweep_sessions_forever(services, float(settings.session_sweep_seconds)), name="session-sweep"
             )
 
     @app.after_serving
@@ -95,11 +95,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     return app
 
 
-def _make_broker(config: Any) -> Any:
-    if config.get("REDIS_URL"):
+def _make_broker(settings: Settings) -> Any:
+    if settings.redis_url:
         from app.realtime.redis_broker import RedisBroker
 
-        return RedisBroker(config["REDIS_URL"])
+        return RedisBroker(settings.redis_url)
     from app.realtime.broker import LocalBroker
 
     return LocalBroker()

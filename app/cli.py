@@ -12,6 +12,7 @@ import click
 from quart import Quart
 
 from app.services import Services
+from app.settings import Settings
 
 T = TypeVar("T")
 
@@ -26,6 +27,10 @@ def _run(app: Quart, work: Callable[[Services], Awaitable[T]]) -> T:
             await services.db.dispose()
 
     return asyncio.run(main())
+
+
+def _settings(app: Quart) -> Settings:
+    return cast(Services, app.extensions["medchat"]).settings
 
 
 def register_cli(app: Quart) -> None:
@@ -48,7 +53,7 @@ def register_cli(app: Quart) -> None:
 
         folder = Path(app.instance_path)
         repair_folder(folder)  # first: SQLite gives -wal/-shm the mode the database has now
-        host = urlsplit(app.config["PUBLIC_URL"]).hostname or ""
+        host = urlsplit(_settings(app).public_url).hostname or ""
         made = ensure_dev_certificate(folder, extra_names=(host,))
         _run(app, lambda svc: svc.db.upgrade_to_head())
         repair_folder(folder)
@@ -69,8 +74,8 @@ def register_cli(app: Quart) -> None:
         if token is None:
             click.echo("accounts exist: no setup link needed")
             return
-        base = app.config["PUBLIC_URL"]
-        hours = app.config["SETUP_LINK_HOURS"]
+        base = _settings(app).public_url
+        hours = _settings(app).setup_link_hours
         click.echo("")
         click.echo("  No account exists yet. Open this one-time link to create the first administrator")
         click.echo(f"  (valid {hours} h, dies when used):")

@@ -32,13 +32,13 @@ class Services:
     @property
     def policy(self) -> PasswordPolicy:
         return PasswordPolicy(
-            min_chars=self.config["PASSWORD_MIN_CHARS"],
-            max_chars=self.config["PASSWORD_MAX_CHARS"],
-            min_score=self.config["PASSWORD_MIN_SCORE"],
+            min_chars=self.settings.password_min_chars,
+            max_chars=self.settings.password_max_chars,
+            min_score=self.settings.password_min_score,
         )
 
     async def publish(self, event: Event) -> None:
         """Hand an event to the broker. Call only after the transaction committed."""
-        if self.config.get("RECORD_EVENTS"):
+        if self.settings.record_events:
             self.published.append(event)
         await self.broker.publish(event)

@@ -20,7 +20,7 @@ from typing import Any
 class Settings:
     """Every key of ``app.config.DEFAULTS``, lower-cased (docs there)."""
 
-    database_url: str | None
+    database_url: str  # load_config fills the SQLite default
     database_pool_size: int
     redis_url: str | None
     session_idle_seconds: int

@@ -40,12 +40,12 @@ def test_the_app_builds_them_once_from_its_config(tmp_path: Path) -> None:
     ],
 )
 def test_a_wrong_type_is_refused_with_its_name(key: str, value: object, says: str) -> None:
-    config = {**DEFAULTS, "SECRET_KEY": "k" * 40, key: value}
+    config = {**DEFAULTS, "SECRET_KEY": "k" * 40, "DATABASE_URL": "sqlite+aiosqlite:///x.db", key: value}
     with pytest.raises(SettingsError, match=says):
         Settings.from_config(config)
 
 
 def test_a_missing_key_is_named() -> None:
-    config = {k: v for k, v in DEFAULTS.items() if k != "PAGE_SIZE"} | {"SECRET_KEY": "k" * 40}
+    config = {k: v for k, v in DEFAULTS.items() if k != "PAGE_SIZE"} | {"SECRET_KEY": "k" * 40, "DATABASE_URL": "sqlite+aiosqlite:///x.db"}
     with pytest.raises(SettingsError, match="PAGE_SIZE is missing"):
         Settings.from_config(config)

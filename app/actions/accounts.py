@@ -77,7 +77,7 @@ async def do_issue_setup_link(svc: Services) -> str | None:
         token = new_token()
         await invites.add_invite(
             s, token_hash=token_hash(token), purpose="setup", user_id=None, created_by=None,
-            now=now, expires_at=now + timedelta(hours=svc.config["SETUP_LINK_HOURS"]),
+            now=now, expires_at=now + timedelta(hours=svc.settings.setup_link_hours),
         )
         await audit.record(s, None, AuditAction.SETUP_LINK_ISSUED, at=now)
     return token
@@ -149,7 +149,7 @@ async def _new_invite(svc: Services, s: Session, user_id: int, purpose: str, act
     token = new_token()
     await invites.add_invite(
         s, token_hash=token_hash(token), purpose=purpose, user_id=user_id,
-        created_by=actor.user.id, now=now, expires_at=now + timedelta(hours=svc.config["INVITE_HOURS"]),
+        created_by=actor.user.id, now=now, expires_at=now + timedelta(hours=svc.settings.invite_hours),
     )
     return token
 
@@ -330,7 +330,7 @@ async def directory(
             raise ActionError("bad_department", "There is no such department.", field="department")
         found = await staff.staff_page(
             s, query[:100], department=department or None, page=page,
-            per_page=svc.config["DIRECTORY_PAGE_SIZE"], exclude_ids=left_out,
+            per_page=svc.settings.directory_page_size, exclude_ids=left_out,
         )
     shown = [p.id for p in pinned] + [p.id for p in found.people]
     shared = await presence.shared_presence(svc, viewer.id, shown)

@@ -44,7 +44,7 @@ async def do_login(svc: Services, username: str, password: str, ip: str, user_ag
         async with svc.db.transaction() as s:
             # Not the typed name: people type their password into the username field.
             await audit.record(s, None, AuditAction.LOGIN_FAILED, at=now, detail="unknown user", ip=ip)
-        raise LoginFailed(svc.config["LOCKOUT_AFTER_FAILURES"])
+        raise LoginFailed(svc.settings.lockout_after_failures)
     account = found[0]
     user_id, active = account.id, account.active
     locked = account.locked_at(now)
@@ -64,7 +64,7 @@ async def do_login(svc: Services, username: str, password: str, ip: str, user_ag
             await audit.record(s, Who(user_id, name), AuditAction.LOGIN_FAILED, at=now, detail="account locked", ip=ip)
         else:
             await _count_failure(svc, s, user_id, name, ip)
-    raise LoginFailed(svc.config["LOCKOUT_AFTER_FAILURES"])
+    raise LoginFailed(svc.settings.lockout_after_failures)
 
 
 async def do_sign_in_after_link(svc: Services, user: Staff, ip: str, user_agent: str, link: str) -> LoggedIn:
@@ -83,9 +83,9 @@ async def _count_failure(svc: Services, s: Session, user_id: int, name: str, ip:
     now = svc.clock.now()
     failures = await staff.add_failure(s, user_id)
     await audit.record(s, Who(user_id, name), AuditAction.LOGIN_FAILED, at=now, detail=f"wrong password ({failures} in a row)", ip=ip)
-    threshold = svc.config["LOCKOUT_AFTER_FAILURES"]
+    threshold = svc.settings.lockout_after_failures
     if failures >= threshold:
-        seconds = min(svc.config["LOCKOUT_BASE_SECONDS"] * 2 ** (failures - threshold), svc.config["LOCKOUT_MAX_SECONDS"])
+        seconds = min(svc.settings.lockout_base_seconds * 2 ** (failures - threshold), svc.settings.lockout_max_seconds)
         await staff.lock_until(s, user_id, now + timedelta(seconds=seconds))
         await audit.record(s, Who(user_id, name), AuditAction.ACCOUNT_LOCKED, at=now, detail=f"locked for {seconds} s after {failures} failures", ip=ip)
 
@@ -109,9 +109,9 @@ def _expiry(svc: Services, row: SessionInfo, user_active: bool, now: datetime) -
     """The reason a still-open session has run out at ``now``, None while it is live."""
     if not user_active:
         return "deactivated"
-    if now - row.created_at >= timedelta(seconds=svc.config["SESSION_MAX_SECONDS"]):
+    if now - row.created_at >= timedelta(seconds=svc.settings.session_max_seconds):
         return "lifetime"
-    if now - row.last_seen_at >= timedelta(seconds=svc.config["SESSION_IDLE_SECONDS"]):
+    if now - row.last_seen_at >= timedelta(seconds=svc.settings.session_idle_seconds):
         return "idle"
     return None
 
@@ -142,7 +142,7 @@ async def check_session(svc: Services, token: str, *, activity: bool, ip: str | 
         if ended:
             await svc.publish(Event("session_ended", session_ids=(session_hash,)))
         return EndedSession(reason)
-    if activity and (now - row.last_seen_at).total_seconds() >= svc.config["SESSION_TOUCH_SECONDS"]:
+    if activity and (now - row.last_seen_at).total_seconds() >= svc.settings.session_touch_seconds:
         async with svc.db.transaction() as s:
             await sessions.touch_session(s, session_hash, now)
     return ResolvedSession(user=user_row, session_id=session_hash)
@@ -164,8 +164,8 @@ async def do_end_expired_sessions(svc: Services, *, batch: int = 500) -> int:
     total = 0
     while True:
         now = svc.clock.now()
-        idle_cut = now - timedelta(seconds=svc.config["SESSION_IDLE_SECONDS"])
-        life_cut = now - timedelta(seconds=svc.config["SESSION_MAX_SECONDS"])
+        idle_cut = now - timedelta(seconds=svc.settings.session_idle_seconds)
+        life_cut = now - timedelta(seconds=svc.settings.session_max_seconds)
         async with svc.db.reading() as s:
             expired = await sessions.expired_sessions(s, seen_before=idle_cut, created_before=life_cut, limit=batch)
         ended: list[str] = []
@@ -236,6 +236,6 @@ async def my_sessions(svc: Services, user_id: int) -> list[SessionInfo]:
     async with svc.db.reading() as s:
         return await sessions.open_sessions(
             s, user_id,
-            seen_after=now - timedelta(seconds=svc.config["SESSION_IDLE_SECONDS"]),
-            created_after=now - timedelta(seconds=svc.config["SESSION_MAX_SECONDS"]),
+            seen_after=now - timedelta(seconds=svc.settings.session_idle_seconds),
+            created_after=now - timedelta(seconds=svc.settings.session_max_seconds),
         )

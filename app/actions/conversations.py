@@ -66,7 +66,7 @@ async def do_open_direct(svc: Services, actor: Actor, username: str) -> int:
 
 def _group_title(svc: Services, raw: str) -> str:
     try:
-        return clean_line(raw, svc.config["GROUP_TITLE_MAX_CHARS"], "The group name")
+        return clean_line(raw, svc.settings.group_title_max_chars, "The group name")
     except TextError as exc:
         raise ActionError("bad_title", str(exc), field="title") from exc
 
@@ -88,7 +88,7 @@ async def _resolve_usernames(s: Session, usernames: list[str]) -> list[Staff]:
 async def do_create_group(svc: Services, actor: Actor, title: str, usernames: list[str]) -> int:
     """Create a group with me as owner and the named colleagues as members."""
     clean_title = _group_title(svc, title)
-    if len(usernames) > svc.config["GROUP_MAX_MEMBERS"]:
+    if len(usernames) > svc.settings.group_max_members:
         raise ActionError("too_many_members", "Too many members.", field="members")
     now = svc.clock.now()
     async with svc.db.transaction() as s:
@@ -142,7 +142,7 @@ async def do_add_members(svc: Services, actor: Actor, conversation_id: int, user
         new = [u for u in await _resolve_usernames(s, usernames) if u.id not in current]
         if not new:
             raise ActionError("no_new_members", "Those colleagues are already in the group.", field="members")
-        if len(current) + len(new) > svc.config["GROUP_MAX_MEMBERS"]:
+        if len(current) + len(new) > svc.settings.group_max_members:
             raise ActionError("too_many_members", "Too many members.", field="members")
         for u in new:
             # New members see the history from the moment they join.

@@ -49,7 +49,7 @@ async def view_conversation(
         detail = await conversations.conversation_detail(s, conversation_id)
         assert detail is not None
         page, has_older = await messages.messages_page(
-            s, conversation_id, before_id=before_id, limit=svc.config["PAGE_SIZE"],
+            s, conversation_id, before_id=before_id, limit=svc.settings.page_size,
             history_from=me.history_from_id,
         )
     if before_id is None and detail.last_message_id:
@@ -110,7 +110,7 @@ async def do_send_message(
     if not is_client_msg_id(client_msg_id):
         raise ActionError("bad_client_msg_id", "client_msg_id must be a UUID.", field="client_msg_id")
     try:
-        text = clean_body(body, svc.config["MESSAGE_MAX_CHARS"])
+        text = clean_body(body, svc.settings.message_max_chars)
     except TextError as exc:
         raise ActionError("bad_body", str(exc), field="body") from exc
     # The hot path: light reads, one short write transaction, no read-back.

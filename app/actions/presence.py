@@ -28,7 +28,7 @@ from app.store import conversations, staff
 async def contacts(svc: Services, user_id: int) -> list[int]:
     """Whose presence I see and who sees mine: direct chats and groups up to PRESENCE_MAX_GROUP."""
     async with svc.db.reading() as s:
-        return await conversations.contact_ids(s, user_id, svc.config["PRESENCE_MAX_GROUP"])
+        return await conversations.contact_ids(s, user_id, svc.settings.presence_max_group)
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ async def shared_presence(svc: Services, viewer_id: int, user_ids: Collection[in
     if not wanted:
         return {}
     async with svc.db.reading() as s:
-        shared = wanted.intersection(await conversations.contact_ids(s, viewer_id, svc.config["PRESENCE_MAX_GROUP"]))
+        shared = wanted.intersection(await conversations.contact_ids(s, viewer_id, svc.settings.presence_max_group))
         seen = await staff.last_seen(s, sorted(shared))
     return {uid: Presence(online=svc.hub.is_online(uid), last_seen=seen.get(uid)) for uid in shared}
 
@@ -84,7 +84,7 @@ async def socket_closed(svc: Services, user_id: int, last: bool) -> None:
     """
     if not last:
         return
-    await svc.clock.sleep(svc.config["PRESENCE_GRACE_SECONDS"])
+    await svc.clock.sleep(svc.settings.presence_grace_seconds)
     if not svc.hub.has_local(user_id):
         await announce_presence(svc, user_id, False, svc.hub.instance_id)
 

@@ -53,7 +53,7 @@ async def _move_watermarks(svc: Services, actor: Actor, conversation_id: int, *,
             return False
         read, delivered = moved.read_id, moved.delivered_id
         await receipts.record_watermark_move(s, conversation_id, actor.user.id, read_id=read, delivered_id=delivered, now=svc.clock.now())
-        if len(members) <= svc.config["RECEIPTS_ALL_MEMBERS_MAX"]:
+        if len(members) <= svc.settings.receipts_all_members_max:
             told = tuple(members)
         else:
             senders = await messages.senders_between(s, conversation_id, old_low, max(read, delivered))

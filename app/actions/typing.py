@@ -29,7 +29,7 @@ async def do_typing(svc: Services, actor: Actor, conversation_id: int, typing: b
         "user_id": actor.user.id,
         "name": actor.user.display_name,
         "typing": typing,
-        "ttl": svc.config["TYPING_TTL_SECONDS"],
+        "ttl": svc.settings.typing_ttl_seconds,
     }
     if others:
         await svc.publish(Event("typing", others, frame, except_socket=socket_id))

@@ -17,7 +17,7 @@ from app.lib.devices import describe_device
 from app.lib.ids import IdError, parse_id
 from app.lib.text import preview, render_body
 from app.lib.timefmt import day_label, display_zone, last_seen_label, when_label
-from app.web.context import client_ip, current_actor, svc
+from app.web.context import app_settings, client_ip, current_actor, svc
 from app.web.security import cookie_name, register_security
 
 # How long the signed session cookie outlives SESSION_MAX_SECONDS.
@@ -57,37 +57,39 @@ def _limit_login(app: Quart) -> None:
     async def login_submit(*args: Any, **kwargs: Any) -> Any:
         return await view(*args, **kwargs)
 
-    limit = RateLimit(app.config["LOGIN_RATE_LIMIT"], timedelta(seconds=app.config["LOGIN_RATE_PERIOD_SECONDS"]))
+    settings = app_settings(app)
+    limit = RateLimit(settings.login_rate_limit, timedelta(seconds=settings.login_rate_period_seconds))
     setattr(login_submit, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, [limit])
     app.view_functions["auth.login_submit"] = login_submit
 
 
 def register_web(app: Quart) -> None:
+    settings = app_settings(app)
     app.url_map.converters["int"] = IdConverter
     app.config["QUART_AUTH_COOKIE_NAME"] = cookie_name(app, "medchat_session")
-    app.config["QUART_AUTH_COOKIE_SECURE"] = app.config["COOKIE_SECURE"]
+    app.config["QUART_AUTH_COOKIE_SECURE"] = settings.cookie_secure
     app.config["QUART_AUTH_COOKIE_SAMESITE"] = "Lax"
     app.config["QUART_AUTH_COOKIE_HTTP_ONLY"] = True
     # The session row decides. The signed cookie's own ceiling lies a little beyond the
     # absolute lifetime, so that the server still sees a cookie whose session ran out and
     # can end (and audit) it and tell the person why they were signed out.
-    app.config["QUART_AUTH_DURATION"] = app.config["SESSION_MAX_SECONDS"] + COOKIE_GRACE_SECONDS
+    app.config["QUART_AUTH_DURATION"] = settings.session_max_seconds + COOKIE_GRACE_SECONDS
     app.config["QUART_AUTH_SALT"] = "medchat session"
     QuartAuth(app)
 
     store = None
-    if app.config.get("REDIS_URL"):
+    if settings.redis_url:
         from quart_rate_limiter.redis_store import RedisStore
 
-        store = RedisStore(app.config["REDIS_URL"])
-    RateLimiter(app, key_function=_rate_key, store=store, enabled=app.config.get("RATE_LIMIT_ENABLED", True))
+        store = RedisStore(settings.redis_url)
+    RateLimiter(app, key_function=_rate_key, store=store, enabled=settings.rate_limit_enabled)
 
     register_security(app)
     from app.web.confirmations import register_confirmations
 
     register_confirmations(app)
 
-    zone = display_zone(app.config["DISPLAY_TIMEZONE"])  # resolved by load_config; the page's data-tz
+    zone = display_zone(settings.display_timezone)  # resolved by load_config; the page's data-tz
 
     def local(value: datetime) -> datetime:
         return as_utc(value).astimezone(zone)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from quart import Blueprint, current_app, redirect, render_template, request, url_for
+from quart import Blueprint, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 
@@ -23,7 +23,7 @@ AUDIT_ACTIONS = tuple(AuditAction)  # the filter offers exactly what can be writ
 
 def _link(path: str) -> str:
     """An absolute link under PUBLIC_URL (never the request's Host)."""
-    return str(current_app.config["PUBLIC_URL"]) + path
+    return str(svc().settings.public_url) + path
 
 
 @bp.get("/staff")
@@ -49,7 +49,7 @@ async def create_staff() -> str | tuple[str, int]:
         pending = await accounts.pending_invites(svc())
         return await render_template("admin/staff.html", people=people, pending=pending, q="", error=exc.message, values=values, now=svc().clock.now()), 400
     link = _link(url_for("auth.invite", token=token))
-    return await render_template("admin/invite_link.html", user=user, link=link, purpose="invite", hours=current_app.config["INVITE_HOURS"])
+    return await render_template("admin/invite_link.html", user=user, link=link, purpose="invite", hours=svc().settings.invite_hours)
 
 
 async def _target(user_id: int) -> Staff:
@@ -99,7 +99,7 @@ async def confirm_deactivate(user_id: int) -> str:
 
 async def confirm_reset(user_id: int) -> str:
     user = await _target(user_id)
-    question, consequence = confirmations.reset_password(user.display_name, current_app.config["INVITE_HOURS"])
+    question, consequence = confirmations.reset_password(user.display_name, svc().settings.invite_hours)
     return await render_template(
         "confirm.html", heading=question, consequence=consequence, button="Reset password",
         action=url_for("admin.reset", user_id=user_id), cancel=url_for("admin.staff_detail", user_id=user_id),
@@ -142,7 +142,7 @@ async def reset(user_id: int) -> str:
     await _target(user_id)
     user, token = await accounts.do_reset_password(svc(), actor(), user_id)
     link = _link(url_for("auth.invite", token=token))
-    return await render_template("admin/invite_link.html", user=user, link=link, purpose="reset", hours=current_app.config["INVITE_HOURS"])
+    return await render_template("admin/invite_link.html", user=user, link=link, purpose="reset", hours=svc().settings.invite_hours)
 
 
 def _date_arg(name: str) -> datetime | None:

@@ -45,10 +45,10 @@ def _duration(seconds: int) -> str:
 def signed_out_notice(why: str) -> str | None:
     """What the login page says to someone whose session ended (``?why=``, the session
     row's end reason; an unknown value says nothing)."""
-    config = current_app.config
+    settings = svc().settings
     notices = {
-        "idle": f"Signed out after {_duration(int(config['SESSION_IDLE_SECONDS']))} without activity. Log in again to go on.",
-        "lifetime": f"Signed out after {_duration(int(config['SESSION_MAX_SECONDS']))} (the longest a session lasts). Log in again to go on.",
+        "idle": f"Signed out after {_duration(int(settings.session_idle_seconds))} without activity. Log in again to go on.",
+        "lifetime": f"Signed out after {_duration(int(settings.session_max_seconds))} (the longest a session lasts). Log in again to go on.",
         "deactivated": "Signed out: your account has been deactivated. Ask an administrator if this is a mistake.",
         "signed_out_elsewhere": "Signed out from another of your sessions (“Sign out all my other sessions”).",
         "revoked": "Signed out: this session was ended from another of your devices.",
@@ -81,11 +81,11 @@ def _remember_device_choice(response: BaseResponse, personal: bool) -> None:
     name = cookie_name(current_app, "medchat_device")
     if personal:
         response.set_cookie(
-            name, "personal", max_age=current_app.config["SESSION_MAX_SECONDS"], path="/",
-            secure=current_app.config["COOKIE_SECURE"], httponly=True, samesite="Lax",
+            name, "personal", max_age=svc().settings.session_max_seconds, path="/",
+            secure=svc().settings.cookie_secure, httponly=True, samesite="Lax",
         )
     else:
-        response.delete_cookie(name, path="/", secure=current_app.config["COOKIE_SECURE"], httponly=True, samesite="Lax")
+        response.delete_cookie(name, path="/", secure=svc().settings.cookie_secure, httponly=True, samesite="Lax")
 
 
 @bp.app_context_processor

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from quart import Blueprint, jsonify, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest
@@ -107,7 +107,7 @@ async def new_group_filter() -> str:
 def _picked(raw: list[str]) -> list[str]:
     """The member names a form posted, as many as a group may hold and one more (so the
     action can say "too many"), each cut to a username's length."""
-    return [m[:64] for m in raw][: current_app.config["GROUP_MAX_MEMBERS"] + 1]
+    return [m[:64] for m in raw][: svc().settings.group_max_members + 1]
 
 
 def _chosen(raw: list[str]) -> list[str]:
@@ -178,7 +178,7 @@ async def _conversation_page(conversation_id: int, *, body: str = "", client_msg
         client_msg_id=client_msg_id or new_client_msg_id(), before=before,
         read_mark=view.my_last_read_id, framed=False,
         pane_url=url_for("chats.message_pane", conversation_id=conversation_id, auto=1, since=view.my_last_read_id, _anchor="bottom"),
-        lock_after=current_app.config["SESSION_IDLE_SECONDS"] + IDLE_LOCK_MARGIN_SECONDS,
+        lock_after=svc().settings.session_idle_seconds + IDLE_LOCK_MARGIN_SECONDS,
         lock_url=url_for("chats.conversation", conversation_id=conversation_id, before=before, auto=1, n=count + 1),
         conversations=convs, current_id=conversation_id, last_id=_resume_point(convs),
         unread_total=sum(c.unread for c in convs if c.id != conversation_id),
@@ -210,7 +210,7 @@ async def message_pane(conversation_id: int) -> ResponseReturnValue:
     return await render_template(
         "chats/pane.html", view=view, before=None, framed=True,
         read_mark=view.my_last_read_id if since is None else since,
-        refresh=current_app.config["NOSCRIPT_REFRESH_SECONDS"],
+        refresh=svc().settings.noscript_refresh_seconds,
         next_url=url_for("chats.message_pane", conversation_id=conversation_id, auto=1, since=since, n=count + 1, _anchor="bottom"),
         updated=svc().clock.now(),
         unread_elsewhere=sum(c.unread for c in convs if c.id != conversation_id),
@@ -255,7 +255,7 @@ async def send_message(conversation_id: int) -> ResponseReturnValue:
             raise
         # Show the form again with what was typed and the same client_msg_id.
         keep_id = client_msg_id if exc.code != "bad_client_msg_id" else None
-        page = await _conversation_page(conversation_id, body=body[: current_app.config["MESSAGE_MAX_CHARS"] * 2], client_msg_id=keep_id, error=exc.message, reply_to=reply_to)
+        page = await _conversation_page(conversation_id, body=body[: svc().settings.message_max_chars * 2], client_msg_id=keep_id, error=exc.message, reply_to=reply_to)
         return page, 400
     return redirect(url_for("chats.conversation", conversation_id=conversation_id, _anchor="bottom"), 303)
 

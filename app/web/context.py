@@ -7,13 +7,14 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode
 
-from quart import current_app, g, redirect, request, url_for
+from quart import Quart, current_app, g, redirect, request, url_for
 from werkzeug.exceptions import BadRequest, Forbidden
 
 from app.actions import Actor
 from app.lib.forwarded import peer_address
 from app.lib.ids import IdError, parse_id
 from app.services import Services
+from app.settings import Settings
 
 # Query parameters only an automatic no-JS refresh adds: they must not survive a login, where
 # ``auto=1`` would make the person's first page look like a refresh (no read receipt).
@@ -25,6 +26,11 @@ T = TypeVar("T")
 
 def svc() -> Services:
     return cast(Services, current_app.extensions["medchat"])
+
+
+def app_settings(app: Quart) -> Settings:
+    """The settings while the app is being put together (no request yet)."""
+    return cast(Services, app.extensions["medchat"]).settings
 
 
 def id_arg(name: str, raw: str | None, *, minimum: int = 1) -> int | None:

@@ -17,7 +17,7 @@ from app.actions.auth import EndedSession, check_session
 from app.lib.hosts import allowed_host_names, host_name
 from app.lib.tokens import keyed_digest, same
 from app.vocab import AuditAction
-from app.web.context import client_ip, safe_next, svc
+from app.web.context import app_settings, client_ip, safe_next, svc
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -35,7 +35,7 @@ PERMISSIONS = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), int
 
 def cookie_name(app: Quart, base: str) -> str:
     """``__Host-`` names need Secure, path / and no domain: the browser enforces all three."""
-    return f"__Host-{base}" if app.config["COOKIE_SECURE"] else base
+    return f"__Host-{base}" if app_settings(app).cookie_secure else base
 
 
 def csrf_token() -> str:
@@ -48,7 +48,7 @@ def csrf_token() -> str:
             g.csrf_new_seed = seed
         g.csrf_seed = seed
     session = g.actor.session_id if g.get("actor") else ""
-    return keyed_digest(current_app.config["SECRET_KEY"], "csrf", seed, session)
+    return keyed_digest(svc().settings.secret_key, "csrf", seed, session)
 
 
 def _origin_ok() -> bool:
@@ -60,7 +60,7 @@ def _origin_ok() -> bool:
     if origin is None:
         return True  # not a browser, or a very old one: the token still has to match
     own = f"{request.scheme}://{request.host}"
-    return origin == own or origin in current_app.config["ALLOWED_ORIGINS"]
+    return origin == own or origin in svc().settings.allowed_origins
 
 
 async def check_csrf() -> None:
@@ -122,8 +122,8 @@ _FETCHED_BY_THE_BROWSER = {"pwa.healthz", "pwa.service_worker", "pwa.manifest", 
 def https_redirect() -> Any:
     """On the plain-HTTP port, answer every request but /healthz with a redirect to the same
     path under PUBLIC_URL: never to the Host the request named."""
-    if current_app.config["HTTPS_REDIRECT"] and request.scheme == "http" and request.path != "/healthz":
-        return redirect(current_app.config["PUBLIC_URL"] + request.full_path.rstrip("?"), 308)
+    if svc().settings.https_redirect and request.scheme == "http" and request.path != "/healthz":
+        return redirect(svc().settings.public_url + request.full_path.rstrip("?"), 308)
     return None
 
 
@@ -131,7 +131,7 @@ def _known_host(host: str) -> bool:
     allowed = current_app.extensions.get("medchat_hosts")
     if allowed is None:
         allowed = current_app.extensions["medchat_hosts"] = allowed_host_names(
-            current_app.config["PUBLIC_URL"], current_app.config["ALLOWED_HOSTS"]
+            svc().settings.public_url, svc().settings.allowed_hosts
         )
     return host_name(host) in allowed
 
@@ -169,7 +169,7 @@ async def add_headers(response: Response) -> Response:
     seed = g.get("csrf_new_seed")
     if seed:
         response.set_cookie(
-            cookie_name(current_app, "medchat_csrf"), seed, path="/", secure=current_app.config["COOKIE_SECURE"],
+            cookie_name(current_app, "medchat_csrf"), seed, path="/", secure=svc().settings.cookie_secure,
             httponly=True, samesite="Lax",
         )
     elif g.get("session_ended") or g.get("clear_site_data"):
@@ -197,7 +197,7 @@ def idle_lock_refresh() -> Markup:
         # A page drawn by a POST (its GET may not exist), or an error page for a path that
         # is no route: ``//evil.example/x`` must never become a refresh to another site.
         args, path = [], url_for("chats.chat_list")
-    seconds = int(current_app.config["SESSION_IDLE_SECONDS"]) + IDLE_LOCK_MARGIN_SECONDS
+    seconds = int(svc().settings.session_idle_seconds) + IDLE_LOCK_MARGIN_SECONDS
     target = path + "?" + urlencode([*args, ("auto", "1"), ("n", str(int(time.time())))])
     return Markup('<noscript><meta http-equiv="refresh" content="{}"></noscript>').format(f"{seconds};url={target}")
 

@@ -116,22 +116,23 @@ def _origin_allowed() -> bool:
         return True  # not a browser: the session cookie is still required
     scheme = "https" if websocket.scheme in ("wss", "https") else "http"
     own = f"{scheme}://{websocket.host}"
-    return origin == own or origin in current_app.config["ALLOWED_ORIGINS"]
+    return origin == own or origin in _svc().settings.allowed_origins
 
 
 def register(app: Quart) -> None:
+    settings = cast(Services, app.extensions["medchat"]).settings
     # Hypercorn adaptations (each module says why); all idempotent, all process-wide.
-    if not app.config.get("WS_PERMESSAGE_DEFLATE", False):
+    if not settings.ws_permessage_deflate:
         disable_permessage_deflate()
-    if app.config.get("TLS_READ_BUFFER_BYTES"):
-        shrink_tls_read_buffer(app.config["TLS_READ_BUFFER_BYTES"])
-    refuse_oversized_frames(app.config["WS_MAX_MESSAGE_BYTES"])
+    if settings.tls_read_buffer_bytes:
+        shrink_tls_read_buffer(settings.tls_read_buffer_bytes)
+    refuse_oversized_frames(settings.ws_max_message_bytes)
     http1_only_on_plain_http()
     redact_access_log()
-    quiet_tls_close(app.config["TLS_SHUTDOWN_SECONDS"])
+    quiet_tls_close(settings.tls_shutdown_seconds)
     app.extensions["medchat_ws"] = WsState(
         handshakes=TokenBuckets(
-            app.config["WS_HANDSHAKES_PER_MINUTE"], 60, app.config["WS_HANDSHAKES_PER_MINUTE"],
+            settings.ws_handshakes_per_minute, 60, settings.ws_handshakes_per_minute,
             cast(Services, app.extensions["medchat"]).clock.monotonic,
         )
     )
@@ -146,7 +147,7 @@ def register(app: Quart) -> None:
 
 async def ws_endpoint() -> None:
     """Authenticate the handshake, then serve the socket until it or its session ends."""
-    if current_app.config["HTTPS_REDIRECT"] and websocket.scheme not in ("wss", "https"):
+    if _svc().settings.https_redirect and websocket.scheme not in ("wss", "https"):
         abort(403)  # the plain-HTTP port only redirects: no cleartext socket, no cookie read
     svc = _svc()
     if not _origin_allowed():
@@ -172,9 +173,9 @@ class SocketHandler:
         self.state = state
         self.actor = actor
         self.token = token
-        self.config = svc.config
+        self.settings = svc.settings
         self.clock = svc.clock
-        self.conn = SocketConnection(actor.user.id, cast(str, actor.session_id), self.config["WS_SEND_QUEUE"], self.clock)
+        self.conn = SocketConnection(actor.user.id, cast(str, actor.session_id), self.settings.ws_send_queue, self.clock)
         self.last_touch = self.clock.monotonic()
 
     async def run(self) -> None:
@@ -192,7 +193,7 @@ class SocketHandler:
         try:
             conn.queue.put_nowait(dumps({
                 "type": "hello", "user_id": self.actor.user.id, "socket_id": conn.socket_id,
-                "heartbeat": self.config["WS_HEARTBEAT_SECONDS"], "max_frame": self.config["WS_MAX_MESSAGE_BYTES"],
+                "heartbeat": self.settings.ws_heartbeat_seconds, "max_frame": self.settings.ws_max_message_bytes,
             }))
             try:
                 await socket_opened(self.svc, self.actor.user.id, first)
@@ -251,7 +252,7 @@ class SocketHandler:
             await websocket.send(frame)
 
     async def _receive_loop(self, resume_after: int | None) -> None:
-        limit = self.config["WS_MAX_MESSAGE_BYTES"]
+        limit = self.settings.ws_max_message_bytes
         if resume_after is not None:
             await self._resume(resume_after)  # before reading frames: one resume at a time
         while True:
@@ -279,7 +280,7 @@ class SocketHandler:
     async def _activity(self) -> None:
         """A frame the person sent: keep the session alive (at most every SESSION_TOUCH_SECONDS), or end here."""
         now = self.clock.monotonic()
-        if now - self.last_touch < self.config["SESSION_TOUCH_SECONDS"]:
+        if now - self.last_touch < self.settings.session_touch_seconds:
             return
         self.last_touch = now
         if await resolve_session(self.svc, self.token, activity=True) is None:
@@ -307,7 +308,7 @@ class SocketHandler:
 
     async def _heartbeat(self) -> None:
         """Ping; a peer silent for three intervals is gone. Re-check the session each time."""
-        interval = self.config["WS_HEARTBEAT_SECONDS"]
+        interval = self.settings.ws_heartbeat_seconds
         while True:
             await self.clock.sleep(interval)
             if self.clock.monotonic() - self.conn.last_heard > 3 * interval:
@@ -328,7 +329,7 @@ class SocketHandler:
         conn.resuming = True
         last = after_id
         sent: set[int] = set()
-        page, cap = self.config["WS_RESUME_PAGE"], self.config["WS_RESUME_MAX"]
+        page, cap = self.settings.ws_resume_page, self.settings.ws_resume_max
         try:
             while True:
                 missed = await missed_messages(self.svc, self.actor, last, page, cap)

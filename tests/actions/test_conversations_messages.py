@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -117,7 +118,7 @@ async def test_reply_must_be_in_the_same_conversation(svc: Services, staff: dict
 
 async def test_send_rate_limit(svc: Services, staff: dict[str, Staff], group: int, clock: Any) -> None:
     alice = actor_for(staff["alice"])
-    burst = svc.config["MESSAGE_BURST"]
+    burst = svc.settings.message_burst
     for i in range(burst):
         await messages.do_send_message(svc, alice, group, f"m{i}", new_id())
     with pytest.raises(RateLimited) as caught:
@@ -314,7 +315,7 @@ async def test_concurrent_open_direct_makes_one_chat(svc: Services, staff: dict[
 
 
 async def test_receipts_in_a_big_group_reach_only_the_senders_whose_ticks_changed(svc: Services, staff: dict[str, Staff], events: list[Event]) -> None:
-    svc.config["RECEIPTS_ALL_MEMBERS_MAX"] = 3  # type: ignore[index]
+    svc.settings = replace(svc.settings, receipts_all_members_max=3)
     alice, bob, carol = (actor_for(staff[n]) for n in ("alice", "bob", "carol"))
     big = await conversations.do_create_group(svc, alice, "Whole ward", ["bob", "carol", "dave"])
     m1 = (await messages.do_send_message(svc, bob, big, "from bob", new_id())).message.id

@@ -5,6 +5,8 @@ docs/protocol.md promises the frame of every event; these tests hold the actions
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from app.actions import conversations, messages, presence, receipts, typing
@@ -188,7 +190,7 @@ async def test_large_groups_do_not_share_presence(svc: Services, staff: dict[str
     ids = {name: user.id for name, user in staff.items()}
     await conversations.do_create_group(svc, actor_for(staff["alice"]), "Whole hospital", ["bob", "carol", "dave"])
     assert ids["dave"] in await presence.contacts(svc, ids["alice"])
-    svc.config["PRESENCE_MAX_GROUP"] = 3  # type: ignore[index]
+    svc.settings = replace(svc.settings, presence_max_group=3)
     # Four members is over the limit: nobody there is a contact through that group...
     assert ids["dave"] not in await presence.contacts(svc, ids["alice"])
     # ...but a direct chat still counts.

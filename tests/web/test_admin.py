@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html as htmllib
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -94,9 +95,8 @@ async def test_create_staff_gives_an_invite_link(app: Quart, login_as: Any, svc:
     assert (await Client(app).submit("/login", {"username": "carol.jones", "password": NEW_PASSWORD}, page="/login")).status_code == 303
 
 
-async def test_invite_link_uses_public_url(app: Quart, login_as: Any) -> None:
-    app.config["PUBLIC_URL"] = "https://medchat.hospital.example"
-    app.config["ALLOWED_HOSTS"] = ["localhost"]  # the test client's Host
+async def test_invite_link_uses_public_url(app: Quart, login_as: Any, svc: Services) -> None:
+    svc.settings = replace(svc.settings, public_url="https://medchat.hospital.example", allowed_hosts=("localhost",))  # the test client's Host
     root = await login_as("root", admin=True)
     r = await create_staff(root, username="dan", display_name="Dan Ode")
     assert "https://medchat.hospital.example/invite/" in await r.get_data(as_text=True)

@@ -371,7 +371,7 @@ async def test_every_signed_in_page_locks_itself_without_javascript(login_as: An
     await login_as("bob")
     r = await root.submit("/chats/group", {"title": "Ward 7", "members": ["bob"]}, page="/chats/new-group")
     conv = conversation_id_of(r.headers["Location"])
-    idle = svc.config["SESSION_IDLE_SECONDS"]
+    idle = svc.settings.session_idle_seconds
     for path in ("/directory?q=nurse", "/chats/new-group", "/account/sessions", "/admin/staff", "/admin/audit", f"/chats/{conv}/info"):
         html = await (await root.get(path)).get_data(as_text=True)
         match = re.search(r'<noscript><meta http-equiv="refresh" content="(\d+);url=([^"]+)"></noscript>', html)
