@@ -49,3 +49,20 @@ def test_a_missing_key_is_named() -> None:
     config = {k: v for k, v in DEFAULTS.items() if k != "PAGE_SIZE"} | {"SECRET_KEY": "k" * 40, "DATABASE_URL": "sqlite+aiosqlite:///x.db"}
     with pytest.raises(SettingsError, match="PAGE_SIZE is missing"):
         Settings.from_config(config)
+
+
+def test_no_code_reads_a_setting_from_the_config_mapping() -> None:
+    """Settings are read from the typed object; config[...] stays for the objects a test
+    injects and for what Quart's extensions read themselves (QUART_AUTH_*)."""
+    import re
+
+    allowed = re.compile(r'config(\.get)?[\[(]"(CLOCK|PASSWORD_HASHING|QUART_AUTH_\w+)"')
+    offenders = []
+    for path in sorted(Path("app").rglob("*.py")):
+        if path.name in ("config.py", "settings.py"):
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            for m in re.finditer(r'config(\.get)?[\[(]["\'][A-Z_0-9]+', line):
+                if not allowed.match(line[m.start():]):
+                    offenders.append(f"{path}:{n}: {line.strip()}")
+    assert offenders == []
