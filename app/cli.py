@@ -13,6 +13,7 @@ from quart import Quart
 
 from app.services import Services
 from app.settings import Settings
+from app.vocab import StaffRole
 
 T = TypeVar("T")
 
@@ -95,7 +96,7 @@ def register_cli(app: Quart) -> None:
         from app.actions.errors import ActionError
 
         password = sys.stdin.readline().rstrip("\n")
-        fields = StaffFields(username, display_name, department, job_title, "admin" if admin else "member")
+        fields = StaffFields(username, display_name, department, job_title, StaffRole.ADMIN if admin else StaffRole.MEMBER)
 
         async def work(svc: Services) -> Any:
             await svc.db.upgrade_to_head()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from app.vocab import ConversationKind, StaffRole
+
 
 @dataclass(frozen=True)
 class Staff:
@@ -27,7 +29,7 @@ class Staff:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == StaffRole.ADMIN
 
     def locked_at(self, now: datetime) -> bool:
         """Tell whether logins are refused at ``now`` because of wrong passwords."""
@@ -144,7 +146,7 @@ class ConversationDetail:
 
     def title_for(self, user_id: int) -> str:
         """The name ``user_id`` sees: a group's title, or the other person of a direct chat."""
-        if self.kind == "group":
+        if self.kind == ConversationKind.GROUP:
             return self.title
         other = next((m for m in self.members if m.user_id != user_id), None)
         return other.display_name if other else "(former colleague)"

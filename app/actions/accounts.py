@@ -21,9 +21,9 @@ from app.services import Services
 from app.store import audit as audit_rows
 from app.store import invites, sessions, staff
 from app.store.db import Conflict, Session
-from app.vocab import AuditAction
+from app.vocab import AuditAction, EventKind, LinkPurpose, StaffRole
 
-ROLES = ("admin", "member")
+ROLES = (StaffRole.ADMIN, StaffRole.MEMBER)
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class StaffFields:
     display_name: str
     department: str = ""
     job_title: str = ""
-    role: str = "member"
+    role: str = StaffRole.MEMBER
 
 
 def _check_fields(fields: StaffFields) -> StaffFields:
@@ -73,10 +73,10 @@ async def do_issue_setup_link(svc: Services) -> str | None:
     async with svc.db.transaction() as s:
         if await staff.count_users(s):
             return None
-        await invites.cancel_invites(s, now, purpose="setup")
+        await invites.cancel_invites(s, now, purpose=LinkPurpose.SETUP)
         token = new_token()
         await invites.add_invite(
-            s, token_hash=token_hash(token), purpose="setup", user_id=None, created_by=None,
+            s, token_hash=token_hash(token), purpose=LinkPurpose.SETUP, user_id=None, created_by=None,
             now=now, expires_at=now + timedelta(hours=svc.settings.setup_link_hours),
         )
         await audit.record(s, None, AuditAction.SETUP_LINK_ISSUED, at=now)
@@ -88,23 +88,23 @@ async def setup_link_valid(svc: Services, token: str) -> bool:
     async with svc.db.reading() as s:
         if await staff.count_users(s):
             return False
-        return await invites.usable_invite(s, token_hash(token), ("setup",), svc.clock.now()) is not None
+        return await invites.usable_invite(s, token_hash(token), (LinkPurpose.SETUP,), svc.clock.now()) is not None
 
 
 async def do_setup_admin(svc: Services, token: str, fields: StaffFields, password: str, ip: str) -> Staff:
     """Create the first administrator through the one-time setup link."""
-    checked = _check_fields(StaffFields(fields.username, fields.display_name, fields.department, fields.job_title, "admin"))
+    checked = _check_fields(StaffFields(fields.username, fields.display_name, fields.department, fields.job_title, StaffRole.ADMIN))
     _check_password(svc, password, [checked.username, *checked.display_name.split()])
     hashed = await _hash(svc, password)
     now = svc.clock.now()
     async with svc.db.transaction() as s:
-        if await invites.usable_invite(s, token_hash(token), ("setup",), now) is None or await staff.count_users(s):
+        if await invites.usable_invite(s, token_hash(token), (LinkPurpose.SETUP,), now) is None or await staff.count_users(s):
             raise NotFound("This setup link has been used or has expired.")
         if not await invites.use_invite(s, token_hash(token), now):
             raise NotFound("This setup link has been used or has expired.")
         row = await staff.add_user(
             s, username=checked.username, display_name=checked.display_name,
-            department=checked.department, job_title=checked.job_title, role="admin",
+            department=checked.department, job_title=checked.job_title, role=StaffRole.ADMIN,
             password_hash=hashed, now=now,
         )
         await audit.record(s, Who(row.id, row.username), AuditAction.ACCOUNT_CREATED, at=now, target_user_id=row.id, detail="first administrator via setup link", ip=ip)
@@ -114,7 +114,7 @@ async def do_setup_admin(svc: Services, token: str, fields: StaffFields, passwor
 async def invite_for(svc: Services, token: str) -> Staff | None:
     """Return whom an invite or reset link is for, if it is still usable."""
     async with svc.db.reading() as s:
-        inv = await invites.usable_invite(s, token_hash(token), ("invite", "reset"), svc.clock.now())
+        inv = await invites.usable_invite(s, token_hash(token), (LinkPurpose.INVITE, LinkPurpose.RESET), svc.clock.now())
         if inv is None or inv.user_id is None:
             return None
         user = await staff.get_staff(s, inv.user_id)
@@ -173,7 +173,7 @@ async def do_create_staff(svc: Services, actor: Actor, fields: StaffFields) -> t
     try:
         async with svc.db.transaction() as s:
             row = await _insert_account(s, checked, None, now)
-            token = await _new_invite(svc, s, row.id, "invite", actor)
+            token = await _new_invite(svc, s, row.id, LinkPurpose.INVITE, actor)
             await audit.record(s, actor, AuditAction.ACCOUNT_CREATED, at=now, target_user_id=row.id, detail=f"role {checked.role}")
             created = row
     except Conflict as exc:
@@ -208,7 +208,7 @@ async def do_set_active(svc: Services, actor: Actor, user_id: int, active: bool)
             raise NotFound("No such account.")
         if row.active == active:
             return
-        if not active and row.role == "admin" and await staff.active_admin_count(s) <= 1:
+        if not active and row.role == StaffRole.ADMIN and await staff.active_admin_count(s) <= 1:
             raise ActionError("last_admin", "The last active administrator cannot be deactivated.")
         await staff.set_active(s, user_id, active)
         if not active:
@@ -217,7 +217,7 @@ async def do_set_active(svc: Services, actor: Actor, user_id: int, active: bool)
             await invites.cancel_invites(s, now, user_id=user_id)
         await audit.record(s, actor, AuditAction.ACCOUNT_DEACTIVATED if not active else AuditAction.ACCOUNT_REACTIVATED, at=now, target_user_id=user_id, detail=f"{len(ended)} sessions ended" if ended else "")
     if ended:
-        await svc.publish(Event("session_ended", session_ids=tuple(ended)))
+        await svc.publish(Event(EventKind.SESSION_ENDED, session_ids=tuple(ended)))
 
 
 async def do_unlock_account(svc: Services, actor: Actor, user_id: int) -> bool:
@@ -247,12 +247,12 @@ async def do_reset_password(svc: Services, actor: Actor, user_id: int) -> tuple[
             raise NotFound("No such account.")
         await staff.set_password(s, user_id, None)
         ended = await sessions.end_user_sessions(s, user_id, now, "password_reset")
-        token = await _new_invite(svc, s, user_id, "reset", actor)
+        token = await _new_invite(svc, s, user_id, LinkPurpose.RESET, actor)
         await audit.record(s, actor, AuditAction.PASSWORD_RESET, at=now, target_user_id=user_id, detail=f"{len(ended)} sessions ended")
         target = await staff.get_staff(s, user_id)
         assert target is not None
     if ended:
-        await svc.publish(Event("session_ended", session_ids=tuple(ended)))
+        await svc.publish(Event(EventKind.SESSION_ENDED, session_ids=tuple(ended)))
     return target, token
 
 
@@ -267,7 +267,7 @@ async def do_change_role(svc: Services, actor: Actor, user_id: int, role: str) -
             raise NotFound("No such account.")
         if row.role == role:
             return
-        if row.role == "admin" and row.active and await staff.active_admin_count(s) <= 1:
+        if row.role == StaffRole.ADMIN and row.active and await staff.active_admin_count(s) <= 1:
             raise ActionError("last_admin", "The last active administrator cannot stop being one.")
         old = row.role
         await staff.set_role(s, user_id, role)

@@ -17,7 +17,7 @@ from app.records import SessionInfo, Staff
 from app.services import Services
 from app.store import sessions, staff
 from app.store.db import Session
-from app.vocab import AuditAction
+from app.vocab import AuditAction, EventKind
 
 log = logging.getLogger("medchat.sessions")
 
@@ -140,7 +140,7 @@ async def check_session(svc: Services, token: str, *, activity: bool, ip: str | 
             if ended:
                 await audit.record(s, Who(user_row.id, user_row.username), AuditAction.SESSION_EXPIRED, at=now, detail=reason, ip=row.ip if ip is None else ip)
         if ended:
-            await svc.publish(Event("session_ended", session_ids=(session_hash,)))
+            await svc.publish(Event(EventKind.SESSION_ENDED, session_ids=(session_hash,)))
         return EndedSession(reason)
     if activity and (now - row.last_seen_at).total_seconds() >= svc.settings.session_touch_seconds:
         async with svc.db.transaction() as s:
@@ -176,7 +176,7 @@ async def do_end_expired_sessions(svc: Services, *, batch: int = 500) -> int:
                     await audit.record(s, Who(info.user_id, username), AuditAction.SESSION_EXPIRED, at=now, detail=reason, ip=info.ip)
                     ended.append(info.id)
         if ended:
-            await svc.publish(Event("session_ended", session_ids=tuple(ended)))
+            await svc.publish(Event(EventKind.SESSION_ENDED, session_ids=tuple(ended)))
         total += len(ended)
         if len(expired) < batch:
             return total
@@ -203,7 +203,7 @@ async def do_logout(svc: Services, actor: Actor) -> None:
     async with svc.db.transaction() as s:
         if await sessions.end_session(s, actor.session_id, now, "logout"):
             await audit.record(s, actor, AuditAction.LOGOUT, at=now)
-    await svc.publish(Event("session_ended", session_ids=(actor.session_id,)))
+    await svc.publish(Event(EventKind.SESSION_ENDED, session_ids=(actor.session_id,)))
 
 
 async def do_end_other_sessions(svc: Services, actor: Actor) -> int:
@@ -214,7 +214,7 @@ async def do_end_other_sessions(svc: Services, actor: Actor) -> int:
         if ended:
             await audit.record(s, actor, AuditAction.SESSIONS_REVOKED, at=now, target_user_id=actor.user.id, detail=f"{len(ended)} other sessions")
     if ended:
-        await svc.publish(Event("session_ended", session_ids=tuple(ended)))
+        await svc.publish(Event(EventKind.SESSION_ENDED, session_ids=tuple(ended)))
     return len(ended)
 
 
@@ -227,7 +227,7 @@ async def do_end_session(svc: Services, actor: Actor, session_id: str) -> None:
             raise NotFound("No such session.")
         await sessions.end_session(s, session_id, now, "revoked")
         await audit.record(s, actor, AuditAction.SESSION_REVOKED, at=now, target_user_id=actor.user.id)
-    await svc.publish(Event("session_ended", session_ids=(session_id,)))
+    await svc.publish(Event(EventKind.SESSION_ENDED, session_ids=(session_id,)))
 
 
 async def my_sessions(svc: Services, user_id: int) -> list[SessionInfo]:

@@ -14,9 +14,9 @@ from app.records import ConversationDetail, ConversationSummary, MembershipRecor
 from app.services import Services
 from app.store import conversations, staff
 from app.store.db import Conflict, Session
-from app.vocab import AuditAction
+from app.vocab import AuditAction, ConversationKind, EventKind, MemberRole
 
-GROUP_ADMIN_ROLES = ("owner", "admin")
+GROUP_ADMIN_ROLES = (MemberRole.OWNER, MemberRole.ADMIN)
 
 
 async def list_conversations(svc: Services, user: Staff) -> list[ConversationSummary]:
@@ -54,12 +54,12 @@ async def do_open_direct(svc: Services, actor: Actor, username: str) -> int:
             return existing
         try:
             async with svc.db.transaction() as s:
-                conv_id = await conversations.add_conversation(s, kind="direct", title="", key=key, created_by=actor.user.id, now=now)
-                await conversations.add_member(s, conv_id, actor.user.id, "member", now, 0)
-                await conversations.add_member(s, conv_id, other.id, "member", now, 0)
+                conv_id = await conversations.add_conversation(s, kind=ConversationKind.DIRECT, title="", key=key, created_by=actor.user.id, now=now)
+                await conversations.add_member(s, conv_id, actor.user.id, MemberRole.MEMBER, now, 0)
+                await conversations.add_member(s, conv_id, other.id, MemberRole.MEMBER, now, 0)
         except Conflict:
             continue  # the other person opened it at the same moment; read theirs
-        await svc.publish(Event("conversation", (actor.user.id, other.id), conversation_frame("created", conv_id, "direct", "")))
+        await svc.publish(Event(EventKind.CONVERSATION, (actor.user.id, other.id), conversation_frame("created", conv_id, ConversationKind.DIRECT, "")))
         return conv_id
     raise ActionError("conflict", "Please try again.")
 
@@ -93,24 +93,24 @@ async def do_create_group(svc: Services, actor: Actor, title: str, usernames: li
     now = svc.clock.now()
     async with svc.db.transaction() as s:
         members = [u for u in await _resolve_usernames(s, usernames) if u.id != actor.user.id]
-        conv_id = await conversations.add_conversation(s, kind="group", title=clean_title, key=None, created_by=actor.user.id, now=now)
-        await conversations.add_member(s, conv_id, actor.user.id, "owner", now, 0)
+        conv_id = await conversations.add_conversation(s, kind=ConversationKind.GROUP, title=clean_title, key=None, created_by=actor.user.id, now=now)
+        await conversations.add_member(s, conv_id, actor.user.id, MemberRole.OWNER, now, 0)
         for u in members:
-            await conversations.add_member(s, conv_id, u.id, "member", now, 0)
+            await conversations.add_member(s, conv_id, u.id, MemberRole.MEMBER, now, 0)
         line = f"{actor.user.display_name} created the group \u201c{clean_title}\u201d"
         if members:
             line += " with " + ", ".join(u.display_name for u in members)
         msg_id = await add_system_line(s, svc, conv_id, actor, line)
         await audit.record(s, actor, AuditAction.GROUP_CREATED, at=now, conversation_id=conv_id, detail=f"{len(members) + 1} members")
     everyone = [actor.user.id, *(u.id for u in members)]
-    await svc.publish(Event("conversation", tuple(everyone), conversation_frame("created", conv_id, "group", clean_title)))
+    await svc.publish(Event(EventKind.CONVERSATION, tuple(everyone), conversation_frame("created", conv_id, ConversationKind.GROUP, clean_title)))
     await publish_stored_message(svc, msg_id, everyone)
     return conv_id
 
 
 async def _group_for_admin(s: Session, conversation_id: int, actor: Actor) -> tuple[MembershipRecord, ConversationDetail]:
     mine, detail = await _detail(s, actor.user, conversation_id)
-    if mine.kind != "group":
+    if mine.kind != ConversationKind.GROUP:
         raise ActionError("not_group", "Only groups can be changed.")
     if mine.role not in GROUP_ADMIN_ROLES:
         raise Forbidden("Only group admins can do that.")
@@ -128,7 +128,7 @@ async def do_rename_group(svc: Services, actor: Actor, conversation_id: int, tit
         msg_id = await add_system_line(s, svc, conversation_id, actor, f"{actor.user.display_name} renamed the group to \u201c{clean_title}\u201d")
         await audit.record(s, actor, AuditAction.GROUP_RENAMED, at=now, conversation_id=conversation_id)
     ids = [m.user_id for m in detail.members]
-    await svc.publish(Event("conversation", tuple(ids), conversation_frame("renamed", conversation_id, "group", clean_title)))
+    await svc.publish(Event(EventKind.CONVERSATION, tuple(ids), conversation_frame("renamed", conversation_id, ConversationKind.GROUP, clean_title)))
     await publish_stored_message(svc, msg_id, ids)
 
 
@@ -146,11 +146,11 @@ async def do_add_members(svc: Services, actor: Actor, conversation_id: int, user
             raise ActionError("too_many_members", "Too many members.", field="members")
         for u in new:
             # New members see the history from the moment they join.
-            await conversations.add_member(s, conversation_id, u.id, "member", now, mine.last_message_id)
+            await conversations.add_member(s, conversation_id, u.id, MemberRole.MEMBER, now, mine.last_message_id)
             await audit.record(s, actor, AuditAction.MEMBER_ADDED, at=now, target_user_id=u.id, conversation_id=conversation_id)
         msg_id = await add_system_line(s, svc, conversation_id, actor, f"{actor.user.display_name} added " + ", ".join(u.display_name for u in new))
     ids = sorted(current | {u.id for u in new})
-    await svc.publish(Event("conversation", tuple(ids), conversation_frame("member_added", conversation_id, "group", detail.title, user_ids=[u.id for u in new])))
+    await svc.publish(Event(EventKind.CONVERSATION, tuple(ids), conversation_frame("member_added", conversation_id, ConversationKind.GROUP, detail.title, user_ids=[u.id for u in new])))
     await publish_stored_message(svc, msg_id, ids)
 
 
@@ -169,13 +169,13 @@ async def do_remove_member(svc: Services, actor: Actor, conversation_id: int, us
         target = detail.member(user_id)
         if target is None:
             raise NotFound("That colleague is not in this group.")
-        if target.role == "owner":
+        if target.role == MemberRole.OWNER:
             raise Forbidden("The group's owner cannot be removed.")
         await _leave(svc, s, conversation_id, user_id)
         msg_id = await add_system_line(s, svc, conversation_id, actor, f"{actor.user.display_name} removed {target.display_name}")
         await audit.record(s, actor, AuditAction.MEMBER_REMOVED, at=now, target_user_id=user_id, conversation_id=conversation_id)
     ids = [m.user_id for m in detail.members]
-    await svc.publish(Event("conversation", tuple(ids), conversation_frame("member_removed", conversation_id, "group", detail.title, user_ids=[user_id])))
+    await svc.publish(Event(EventKind.CONVERSATION, tuple(ids), conversation_frame("member_removed", conversation_id, ConversationKind.GROUP, detail.title, user_ids=[user_id])))
     await publish_stored_message(svc, msg_id, [i for i in ids if i != user_id])
 
 
@@ -183,11 +183,11 @@ async def do_leave_group(svc: Services, actor: Actor, conversation_id: int) -> N
     now = svc.clock.now()
     async with svc.db.transaction() as s:
         mine, detail = await _detail(s, actor.user, conversation_id)
-        if mine.kind != "group":
+        if mine.kind != ConversationKind.GROUP:
             raise ActionError("not_group", "You can only leave groups.")
         await _leave(svc, s, conversation_id, actor.user.id)
         msg_id = await add_system_line(s, svc, conversation_id, actor, f"{actor.user.display_name} left")
         await audit.record(s, actor, AuditAction.MEMBER_LEFT, at=now, target_user_id=actor.user.id, conversation_id=conversation_id)
     ids = [m.user_id for m in detail.members]
-    await svc.publish(Event("conversation", tuple(ids), conversation_frame("member_removed", conversation_id, "group", detail.title, user_ids=[actor.user.id])))
+    await svc.publish(Event(EventKind.CONVERSATION, tuple(ids), conversation_frame("member_removed", conversation_id, ConversationKind.GROUP, detail.title, user_ids=[actor.user.id])))
     await publish_stored_message(svc, msg_id, [i for i in ids if i != actor.user.id])

@@ -16,6 +16,7 @@ from app.records import ConversationDetail, MessageRecord, Staff
 from app.services import Services
 from app.store import conversations, messages, receipts
 from app.store.db import Conflict, Session
+from app.vocab import EventKind, MessageKind
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ async def view_conversation(
 async def add_system_line(s: Session, svc: Services, conversation_id: int, actor: Actor, text: str) -> int:
     """Insert a system line ("Alice added Bob") in the caller's unit of work; return its id."""
     return await messages.insert_message(
-        s, conversation_id=conversation_id, sender_id=actor.user.id, kind="system", body=text,
+        s, conversation_id=conversation_id, sender_id=actor.user.id, kind=MessageKind.SYSTEM, body=text,
         client_msg_id=None, reply_to_id=None, now=svc.clock.now(),
     )
 
@@ -82,7 +83,7 @@ async def publish_message(svc: Services, rec: MessageRecord, floors: dict[int, i
     for user_id, floor in floors.items():
         variants.setdefault(rec.seen_from(floor), []).append(user_id)
     for variant, user_ids in variants.items():
-        await svc.publish(Event("message", tuple(sorted(user_ids)), message_frame(variant)))
+        await svc.publish(Event(EventKind.MESSAGE, tuple(sorted(user_ids)), message_frame(variant)))
 
 
 async def publish_stored_message(svc: Services, message_id: int, member_ids: list[int]) -> None:
@@ -133,7 +134,7 @@ async def do_send_message(
     try:
         async with svc.db.transaction() as s:
             msg_id = await messages.insert_message(
-                s, conversation_id=conversation_id, sender_id=actor.user.id, kind="text",
+                s, conversation_id=conversation_id, sender_id=actor.user.id, kind=MessageKind.TEXT,
                 body=text, client_msg_id=client_msg_id, reply_to_id=reply_to, now=now,
             )
             await receipts.raise_watermarks(s, conversation_id, actor.user.id, read_id=msg_id)
@@ -146,7 +147,7 @@ async def do_send_message(
         return _repeat(earlier, conversation_id)
     rec = MessageRecord(
         id=msg_id, conversation_id=conversation_id, sender_id=actor.user.id,
-        sender_name=actor.user.display_name, kind="text", body=text, created_at=now,
+        sender_name=actor.user.display_name, kind=MessageKind.TEXT, body=text, created_at=now,
         client_msg_id=client_msg_id, reply_to_id=reply_to,
         reply_sender_name=quoted.sender_name if quoted else None,
         reply_body=quoted.body if quoted else None,

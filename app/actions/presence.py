@@ -23,6 +23,7 @@ from typing import Any
 from app.realtime.events import Event
 from app.services import Services
 from app.store import conversations, staff
+from app.vocab import EventKind
 
 
 async def contacts(svc: Services, user_id: int) -> list[int]:
@@ -62,7 +63,7 @@ async def announce_presence(svc: Services, user_id: int, online: bool, origin: s
             await staff.set_last_seen(s, user_id, now)
     ids = await contacts(svc, user_id)
     frame = {"type": "presence", "user_id": user_id, "online": online, "last_seen": None if online else now.isoformat()}
-    await svc.publish(Event("presence", tuple(ids), frame, origin=origin))
+    await svc.publish(Event(EventKind.PRESENCE, tuple(ids), frame, origin=origin))
 
 
 async def last_seen(svc: Services, user_ids: list[int]) -> dict[int, datetime | None]:

@@ -13,6 +13,7 @@ from app.realtime.events import Event
 from app.records import MessageRecord, Staff
 from app.services import Services
 from app.store import conversations, messages, receipts
+from app.vocab import EventKind, MessageKind
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ async def _move_watermarks(svc: Services, actor: Actor, conversation_id: int, *,
         else:
             senders = await messages.senders_between(s, conversation_id, old_low, max(read, delivered))
             told = tuple({actor.user.id, *senders})
-    await svc.publish(Event("receipt", told, receipt_frame(conversation_id, actor.user.id, read, delivered)))
+    await svc.publish(Event(EventKind.RECEIPT, told, receipt_frame(conversation_id, actor.user.id, read, delivered)))
     return True
 
 
@@ -77,7 +78,7 @@ async def message_info(svc: Services, user: Staff, conversation_id: int, message
     Only the sender may look; for anyone else the message does not exist."""
     async with svc.db.reading() as s:
         _mine, rec = await access_message(s, user, conversation_id, message_id)
-        if rec.sender_id != user.id or rec.kind != "text":
+        if rec.sender_id != user.id or rec.kind != MessageKind.TEXT:
             raise NotFound("No such message.")
         detail = await conversations.conversation_detail(s, conversation_id)
         assert detail is not None

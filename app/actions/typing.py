@@ -7,6 +7,7 @@ from app.actions.access import access_conversation
 from app.realtime.events import Event
 from app.services import Services
 from app.store import conversations
+from app.vocab import EventKind
 
 
 async def do_typing(svc: Services, actor: Actor, conversation_id: int, typing: bool, socket_id: str) -> None:
@@ -32,4 +33,4 @@ async def do_typing(svc: Services, actor: Actor, conversation_id: int, typing: b
         "ttl": svc.settings.typing_ttl_seconds,
     }
     if others:
-        await svc.publish(Event("typing", others, frame, except_socket=socket_id))
+        await svc.publish(Event(EventKind.TYPING, others, frame, except_socket=socket_id))

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from app.lib.clock import Clock
 from app.realtime.events import Event
-from app.vocab import CloseCode
+from app.vocab import CloseCode, EventKind
 
 # Close codes (docs/protocol.md).
 CLOSE_SESSION_ENDED = CloseCode.SESSION_ENDED
@@ -84,13 +84,13 @@ class Hub:
         for session_id in event.session_ids:
             for conn in list(self._by_session.get(session_id, {}).values()):
                 conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
-        if event.kind == "presence":
+        if event.kind == EventKind.PRESENCE:
             if not self._presence_changed(event):
                 return
             if self.presence_batch_seconds > 0:
                 self._hold_presence(event)
                 return
-        if event.kind == "sync_needed":
+        if event.kind == EventKind.SYNC_NEEDED:
             self.broadcast(json.dumps({"type": "sync_needed"}))
             return
         if not event.user_ids or not event.data:

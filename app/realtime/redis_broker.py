@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from app.realtime.broker import EventHandler
 from app.realtime.events import Event
+from app.vocab import EventKind
 
 log = logging.getLogger("medchat.broker")
 
@@ -63,7 +64,7 @@ class RedisBroker:
     async def _publish_sync_needed(self) -> None:
         """Tell every other process's sockets to catch up from the store."""
         assert self._client is not None
-        await self._client.publish(self.channel, Event("sync_needed", origin=self._origin).to_json())
+        await self._client.publish(self.channel, Event(EventKind.SYNC_NEEDED, origin=self._origin).to_json())
         self._dropped = False
 
     async def _listen(self) -> None:
@@ -79,7 +80,7 @@ class RedisBroker:
                     await self._publish_sync_needed()
                 if self._gap:
                     self._gap = False
-                    await self._on_event(Event("sync_needed"))
+                    await self._on_event(Event(EventKind.SYNC_NEEDED))
                 while True:
                     message = await pubsub.get_message(timeout=5.0)
                     if message is None:
@@ -89,7 +90,7 @@ class RedisBroker:
                     except (ValueError, KeyError, TypeError):
                         log.warning("ignoring a malformed event on %s", self.channel)
                         continue
-                    if event.kind == "sync_needed" and event.origin == self._origin:
+                    if event.kind == EventKind.SYNC_NEEDED and event.origin == self._origin:
                         continue  # ours: our own sockets had those events already
                     await self._on_event(event)
             except asyncio.CancelledError:

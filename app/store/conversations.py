@@ -18,6 +18,7 @@ from app.records import (
 )
 from app.store.messages import message_select, to_record
 from app.store.models import Conversation, Membership, Message, User
+from app.vocab import ConversationKind, MemberRole, MessageKind
 
 
 def direct_key(a: int, b: int) -> str:
@@ -127,7 +128,7 @@ async def end_membership(
         select(Membership.user_id).where(current).order_by(Membership.joined_at, Membership.user_id).limit(1)
     )
     if heir is not None:
-        await set_role(s, conversation_id, heir, "admin")
+        await set_role(s, conversation_id, heir, MemberRole.ADMIN)
     return heir
 
 
@@ -189,7 +190,7 @@ async def conversation_summaries(s: AsyncSession, user_id: int) -> list[Conversa
         .where(
             Message.conversation_id == Conversation.id,
             Message.id > mine.last_read_id,
-            Message.kind == "text",
+            Message.kind == MessageKind.TEXT,
             Message.sender_id != user_id,
         )
         .correlate(Conversation, mine)
@@ -201,7 +202,7 @@ async def conversation_summaries(s: AsyncSession, user_id: int) -> list[Conversa
         .outerjoin(
             other,
             and_(
-                Conversation.kind == "direct",
+                Conversation.kind == ConversationKind.DIRECT,
                 other.conversation_id == Conversation.id,
                 other.user_id != user_id,
             ),
@@ -224,7 +225,7 @@ async def conversation_summaries(s: AsyncSession, user_id: int) -> list[Conversa
         ConversationSummary(
             id=conv.id,
             kind=conv.kind,
-            title=(other_name or "(former colleague)") if conv.kind == "direct" else conv.title,
+            title=(other_name or "(former colleague)") if conv.kind == ConversationKind.DIRECT else conv.title,
             my_role=role,
             last_message=_seen_last(last.get(conv.last_message_id), floor),
             unread=int(count or 0),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import aliased
 from app.lib.clock import as_utc
 from app.records import MessageRecord
 from app.store.models import Conversation, Membership, Message, User
+from app.vocab import MessageKind
 
 _Sender = aliased(User)
 _Reply = aliased(Message)
@@ -53,7 +54,7 @@ async def senders_between(s: AsyncSession, conversation_id: int, after_id: int, 
             Message.conversation_id == conversation_id,
             Message.id > after_id,
             Message.id <= up_to_id,
-            Message.kind == "text",
+            Message.kind == MessageKind.TEXT,
         )
         .distinct()
     )

@@ -17,6 +17,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.vocab import MemberRole, MessageKind, StaffRole
+
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -33,7 +35,7 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(100))
     department: Mapped[str] = mapped_column(String(100), default="")
     job_title: Mapped[str] = mapped_column(String(100), default="")
-    role: Mapped[str] = mapped_column(String(16), default="member")  # admin | member
+    role: Mapped[str] = mapped_column(String(16), default=StaffRole.MEMBER)
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
@@ -62,7 +64,7 @@ class Conversation(Base):
     __tablename__ = "conversations"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(8))  # direct | group
+    kind: Mapped[str] = mapped_column(String(8))  # ConversationKind
     title: Mapped[str] = mapped_column(String(100), default="")
     # "smaller_id:larger_id" for direct chats, so two people have one direct chat.
     direct_key: Mapped[str | None] = mapped_column(String(50), unique=True, nullable=True)
@@ -81,7 +83,7 @@ class Membership(Base):
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
-    role: Mapped[str] = mapped_column(String(8), default="member")  # owner | admin | member
+    role: Mapped[str] = mapped_column(String(8), default=MemberRole.MEMBER)
     last_read_id: Mapped[int] = mapped_column(BigInteger, default=0)
     last_delivered_id: Mapped[int] = mapped_column(BigInteger, default=0)
     # Messages up to this id were sent before the member (last) joined: not theirs to see.
@@ -102,7 +104,7 @@ class Message(Base):
         ForeignKey("conversations.id", ondelete="CASCADE")
     )
     sender_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
-    kind: Mapped[str] = mapped_column(String(8), default="text")  # text | system
+    kind: Mapped[str] = mapped_column(String(8), default=MessageKind.TEXT)
     client_msg_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -135,7 +137,7 @@ class Invite(Base):
     __tablename__ = "invites"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    purpose: Mapped[str] = mapped_column(String(8))  # setup | invite | reset
+    purpose: Mapped[str] = mapped_column(String(8))  # LinkPurpose
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True
     )
@@ -152,7 +154,7 @@ class AuditEntry(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    action: Mapped[str] = mapped_column(String(40), index=True)
+    action: Mapped[str] = mapped_column(String(40), index=True)  # AuditAction
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
     # The name typed at a failed login is kept (truncated) so attacks on an account show.
     actor_name: Mapped[str] = mapped_column(String(64), default="")

@@ -13,6 +13,7 @@ from app.lib.text import search_words
 from app.lib.usernames import is_username, normal_username
 from app.records import Staff, StaffPage
 from app.store.models import User
+from app.vocab import StaffRole
 
 
 def to_staff(row: User) -> Staff:
@@ -197,7 +198,7 @@ async def lock_until(s: AsyncSession, user_id: int, until: datetime) -> None:
 async def active_admin_count(s: AsyncSession) -> int:
     return int(
         await s.scalar(
-            select(func.count()).select_from(User).where(User.role == "admin", User.active.is_(True))
+            select(func.count()).select_from(User).where(User.role == StaffRole.ADMIN, User.active.is_(True))
         )
         or 0
     )

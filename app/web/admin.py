@@ -12,7 +12,7 @@ from app.actions import accounts
 from app.actions.accounts import StaffFields
 from app.actions.errors import ActionError
 from app.records import Staff
-from app.vocab import AuditAction
+from app.vocab import AuditAction, LinkPurpose
 from app.web import confirmations
 from app.web.context import actor, admin_required, id_arg, svc
 
@@ -49,7 +49,7 @@ async def create_staff() -> str | tuple[str, int]:
         pending = await accounts.pending_invites(svc())
         return await render_template("admin/staff.html", people=people, pending=pending, q="", error=exc.message, values=values, now=svc().clock.now()), 400
     link = _link(url_for("auth.invite", token=token))
-    return await render_template("admin/invite_link.html", user=user, link=link, purpose="invite", hours=svc().settings.invite_hours)
+    return await render_template("admin/invite_link.html", user=user, link=link, purpose=LinkPurpose.INVITE, hours=svc().settings.invite_hours)
 
 
 async def _target(user_id: int) -> Staff:
@@ -142,7 +142,7 @@ async def reset(user_id: int) -> str:
     await _target(user_id)
     user, token = await accounts.do_reset_password(svc(), actor(), user_id)
     link = _link(url_for("auth.invite", token=token))
-    return await render_template("admin/invite_link.html", user=user, link=link, purpose="reset", hours=svc().settings.invite_hours)
+    return await render_template("admin/invite_link.html", user=user, link=link, purpose=LinkPurpose.RESET, hours=svc().settings.invite_hours)
 
 
 def _date_arg(name: str) -> datetime | None:

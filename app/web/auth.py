@@ -11,6 +11,7 @@ from app.actions import accounts, auth
 from app.actions.accounts import StaffFields
 from app.actions.errors import ActionError, LoginFailed
 from app.records import Staff
+from app.vocab import LinkPurpose
 from app.web import confirmations
 from app.web.context import actor, client_ip, current_actor, login_required, safe_next, svc
 from app.web.security import cookie_name
@@ -127,7 +128,7 @@ async def setup(token: str) -> ResponseReturnValue:
                 error = exc.message
             else:
                 # Signed in at once: the next step is inviting the staff.
-                await _sign_in(admin, "setup")
+                await _sign_in(admin, LinkPurpose.SETUP)
                 return redirect(url_for("admin.staff_list", welcome=1), 303)
     return await render_template("auth/setup.html", token=token, values=values, error=error), (400 if error else 200)
 
@@ -151,7 +152,7 @@ async def invite(token: str) -> ResponseReturnValue:
                     raise  # the link died meanwhile: 404, not a form error
                 error = exc.message
             else:
-                await _sign_in(person, "invite")
+                await _sign_in(person, LinkPurpose.INVITE)
                 return redirect(url_for("chats.chat_list", welcome=1), 303)
     return await render_template("auth/invite.html", token=token, user=user, error=error), (400 if error else 200)
 

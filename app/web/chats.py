@@ -17,6 +17,7 @@ from app.actions.frames import message_dict
 from app.lib.tokens import new_client_msg_id
 from app.lib.usernames import is_username, normal_username
 from app.records import ConversationSummary, Staff
+from app.vocab import ConversationKind
 from app.web import confirmations
 from app.web.context import actor, current_actor, id_arg, login_required, svc
 from app.web.security import IDLE_LOCK_MARGIN_SECONDS
@@ -290,7 +291,7 @@ async def _info_page(conversation_id: int, error: str | None, *, query: str = ""
     detail = await conversations.conversation_detail(svc(), me, conversation_id)
     mine = detail.member(me.id)
     found = None
-    if detail.kind == "group" and mine is not None and mine.role in GROUP_ADMIN_ROLES:
+    if detail.kind == ConversationKind.GROUP and mine is not None and mine.role in GROUP_ADMIN_ROLES:
         member_ids = {m.user_id for m in detail.members}
         ticked = await _ticked(chosen or [], member_ids)
         found = await accounts.directory(svc(), me, query, department=department, page=page, pinned=ticked)
@@ -332,7 +333,7 @@ async def confirm_remove_member(conversation_id: int, user_id: int) -> str:
     """Ask once before removing a member (the page's script asks with a dialog instead)."""
     detail = await conversations.conversation_detail(svc(), actor().user, conversation_id)
     target = detail.member(user_id)
-    if detail.kind != "group" or target is None:
+    if detail.kind != ConversationKind.GROUP or target is None:
         raise NotFound("That colleague is not in this group.")
     question, consequence = confirmations.remove_member(target.display_name, detail.title)
     return await render_template(
@@ -344,7 +345,7 @@ async def confirm_remove_member(conversation_id: int, user_id: int) -> str:
 
 async def confirm_leave(conversation_id: int) -> str:
     detail = await conversations.conversation_detail(svc(), actor().user, conversation_id)
-    if detail.kind != "group":
+    if detail.kind != ConversationKind.GROUP:
         raise NotFound("You can only leave groups.")
     question, consequence = confirmations.leave_group(detail.title)
     return await render_template(
