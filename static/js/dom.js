@@ -1,9 +1,16 @@
+// @ts-check
 // Small DOM and formatting helpers. User text only ever becomes text nodes (never innerHTML),
 // and nothing here sets a style attribute (the CSP allows no inline style): classes and
 // the hidden attribute do the work. An element holding user text gets dir="auto" (isolated:
 // Arabic and Hebrew read right, and a bidi control inside cannot reorder the page around it).
 
-/** Build an element: h('a', {class: 'x', href: '/y'}, 'text', otherNode). Strings become text nodes. */
+/**
+ * Build an element: h('a', {class: 'x', href: '/y'}, 'text', otherNode). Strings become text nodes.
+ * @param {string} tag
+ * @param {Record<string, any>} [props]
+ * @param {...(Node | string | null | undefined | false | (Node | string | null | undefined | false)[])} children
+ * @returns {HTMLElement}
+ */
 export function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
@@ -119,6 +126,7 @@ function trimUrl(match) {
  * URL names no scheme), by the server's rule.
  */
 export function linkify(line) {
+  /** @type {({text: string, url?: undefined, href?: undefined} | {url: string, href: string, text?: undefined})[]} */
   const pieces = [];
   let plain = '';
   let last = 0;
