@@ -184,7 +184,7 @@ async def _conversation_page(conversation_id: int, *, body: str = "", client_msg
         conversations=convs, current_id=conversation_id, last_id=_resume_point(convs),
         unread_total=sum(c.unread for c in convs if c.id != conversation_id),
         members=[
-            {"id": m.user_id, "name": m.display_name, "read": m.last_read_id, "delivered": m.last_delivered_id}
+            {"id": m.user_id, "name": m.display_name, "read": m.last_read_id, "delivered": m.last_delivered_id, "from": m.history_from_id}
             for m in view.detail.members
         ],
     )

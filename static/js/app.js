@@ -1,3 +1,4 @@
+// @ts-check
 // MedChat's script: progressive enhancement of pages that work without it. It takes over
 // what it understands (the send form, the chat list, the logout form) and leaves the rest.
 // ES modules, no build step, no framework; the CSP allows no inline script or style.
@@ -38,7 +39,7 @@ function startLive(root) {
   const notifier = new Notifier({ personal });
   notifier.setupControls(document.getElementById('app-settings'));
 
-  const section = document.querySelector('section.conversation[data-conversation-id]');
+  const section = /** @type {HTMLElement | null} */ (document.querySelector('section.conversation[data-conversation-id]'));
   const currentId = section ? Number(section.dataset.conversationId) : null;
   const listElement = document.getElementById('chat-list');
   const chatList = listElement ? new ChatList(listElement, { me, currentId }) : null;
@@ -134,6 +135,7 @@ function startLive(root) {
     clearTimeout(bannerTimer);
     if (state !== 'open') outbox.connectionLost();
     const say = (text) => {
+      if (!banner) return;
       banner.textContent = text;
       banner.classList.toggle('offline', state === 'offline');
     };
@@ -168,8 +170,8 @@ function startLive(root) {
   socket.start();
 
   // The connection state and the outbox size, for the browser tests (nothing clinical).
-  window.medchat = Object.freeze({
+  Object.defineProperty(window, 'medchat', { value: Object.freeze({
     get state() { return socket.state; },
     get queued() { return outbox.size; },
-  });
+  }) });
 }

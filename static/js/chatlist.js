@@ -1,3 +1,4 @@
+// @ts-check
 // The chat list, live: newest conversation first, previews, unread badges, and the unread
 // total in the tab title. The same list is the /chats page and the left pane on a desktop.
 
@@ -118,7 +119,7 @@ export class ChatList {
   updateTotals() {
     const total = this.total;
     for (const heading of document.querySelectorAll('.chats-heading')) {
-      let badge = heading.querySelector('.badge');
+      let badge = /** @type {HTMLElement | null} */ (heading.querySelector('.badge'));
       if (total > 0) {
         if (!badge) {
           badge = h('span', { class: 'badge' });

@@ -1,3 +1,4 @@
+// @ts-check
 // A Copy button beside a read-only field marked ``data-copy="NAME"`` (the one-time invite
 // link). Only the script can copy, so only the script adds the button; without it the field
 // is there to select. The clipboard API needs a secure context and may be refused: then the
@@ -6,7 +7,7 @@
 import { h } from './dom.js';
 
 export function setupCopyButtons(root = document) {
-  for (const field of root.querySelectorAll('input[data-copy][readonly]')) {
+  for (const field of /** @type {NodeListOf<HTMLInputElement>} */ (root.querySelectorAll('input[data-copy][readonly]'))) {
     const name = field.dataset.copy || 'text';
     const status = h('span', { class: 'copy-status', id: `copy-${name}-status`, role: 'status' });
     const button = h('button', { type: 'button', id: `copy-${name}`, 'aria-describedby': status.id }, `Copy ${name}`);

@@ -1,9 +1,16 @@
+// @ts-check
 // Small DOM and formatting helpers. User text only ever becomes text nodes (never innerHTML),
 // and nothing here sets a style attribute (the CSP allows no inline style): classes and
 // the hidden attribute do the work. An element holding user text gets dir="auto" (isolated:
 // Arabic and Hebrew read right, and a bidi control inside cannot reorder the page around it).
 
-/** Build an element: h('a', {class: 'x', href: '/y'}, 'text', otherNode). Strings become text nodes. */
+/**
+ * Build an element: h('a', {class: 'x', href: '/y'}, 'text', otherNode). Strings become text nodes.
+ * @param {string} tag
+ * @param {Record<string, any>} [props]
+ * @param {...(Node | string | null | undefined | false | (Node | string | null | undefined | false)[])} children
+ * @returns {HTMLElement}
+ */
 export function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
@@ -44,15 +51,54 @@ export const LINK_TLDS = (
 
 const WORD = String.raw`\p{L}\p{N}_`;
 const SPACE = String.raw`\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000`;
-const BOUNDARY = String.raw`(?:(?<=[${WORD}])(?![${WORD}])|(?<![${WORD}])(?=[${WORD}]))`;
 const PATH = String.raw`[^${SPACE}{}|\\^\x60<>"]*`;
-const URL_PATTERN = new RegExp(
-  String.raw`\(*(?:${BOUNDARY}https?:\/\/[${WORD}.\-]+(?::[0-9]+)?(?:[/?#]${PATH})?`
-  + String.raw`|${BOUNDARY}(?<![@./])(?:https?:\/{0,3}(?:(?:[${WORD}]+:)?[${WORD}]+@)?)?(?:[${WORD}\-]+\.)+(?:${LINK_TLDS.join('|')})`
-  + String.raw`(?::[0-9]+)?(?!\.[${WORD}])${BOUNDARY}(?:[/?]${PATH})?)`,
-  'giu',
+// The server's pattern is "\(*" then one of two URL forms, each after a word boundary (\b), the
+// bare one also not after "@", "." or "/". Those are look-behinds, which Safari before 16.4
+// cannot even parse (one syntax error there stops every module of the page), so the two
+// forms are sticky patterns tried by urlAt() at each place where the look-behinds would hold.
+// After a host or port (a word character) \b is the same as "no word character next".
+const WITH_SCHEME = new RegExp(String.raw`https?:\/\/[${WORD}.\-]+(?::[0-9]+)?(?:[/?#]${PATH})?`, 'iuy');
+const BARE = new RegExp(
+  String.raw`(?:https?:\/{0,3}(?:(?:[${WORD}]+:)?[${WORD}]+@)?)?(?:[${WORD}\-]+\.)+(?:${LINK_TLDS.join('|')})`
+  + String.raw`(?::[0-9]+)?(?!\.[${WORD}])(?![${WORD}])(?:[/?]${PATH})?`,
+  'iuy',
 );
+const WORD_FIRST = new RegExp(String.raw`[${WORD}]`, 'uy');
+const WORD_LAST = new RegExp(String.raw`[${WORD}]$`, 'u');
 const HAS_SCHEME = new RegExp(String.raw`^[${WORD}\-]+:\/{0,3}`, 'iu');
+
+/** The length of the URL form that starts at ``at`` (after any "("), or 0. */
+function urlAt(line, at) {
+  // The character before ``at`` as a code point: two UTF-16 units when it is astral.
+  const before = line.slice(Math.max(0, at - 2), at);
+  const wordBefore = WORD_LAST.test(before);
+  WORD_FIRST.lastIndex = at;
+  if (wordBefore === WORD_FIRST.test(line)) return 0;  // not a word boundary
+  WITH_SCHEME.lastIndex = at;
+  const full = WITH_SCHEME.exec(line);
+  if (full) return full[0].length;
+  if (before && '@./'.includes(before.slice(-1))) return 0;
+  BARE.lastIndex = at;
+  const bare = BARE.exec(line);
+  return bare ? bare[0].length : 0;
+}
+
+/** The URL-like matches of a line, as the server's pattern finds them: ``{index, text}``
+ * (opening parentheses included), left to right, never overlapping. */
+export function urlMatches(line) {
+  const found = [];
+  for (let start = 0; start < line.length; start += 1) {
+    if (/[\udc00-\udfff]/.test(line[start]) && /[\ud800-\udbff]/.test(line[start - 1] || '')) continue;  // inside a code point
+    let at = start;
+    while (line[at] === '(') at += 1;
+    const length = at < line.length ? urlAt(line, at) : 0;
+    if (length) {
+      found.push({ index: start, text: line.slice(start, at + length) });
+      start = at + length - 1;
+    } else start = at;  // every start inside the run of "(" ends at the same place
+  }
+  return found;
+}
 
 /** bleach's strip_non_url_bits: opening "(" (with a closing one), an unbalanced ")", "." and ",". */
 function trimUrl(match) {
@@ -80,11 +126,12 @@ function trimUrl(match) {
  * URL names no scheme), by the server's rule.
  */
 export function linkify(line) {
+  /** @type {({text: string, url?: undefined, href?: undefined} | {url: string, href: string, text?: undefined})[]} */
   const pieces = [];
   let plain = '';
   let last = 0;
-  for (const match of line.matchAll(URL_PATTERN)) {
-    const { prefix, url, suffix } = trimUrl(match[0]);
+  for (const match of urlMatches(line)) {
+    const { prefix, url, suffix } = trimUrl(match.text);
     plain += line.slice(last, match.index) + prefix;
     if (url) {
       if (plain) pieces.push({ text: plain });
@@ -92,7 +139,7 @@ export function linkify(line) {
       plain = '';
     }
     plain += suffix;
-    last = match.index + match[0].length;
+    last = match.index + match.text.length;
   }
   plain += line.slice(last);
   if (plain) pieces.push({ text: plain });

@@ -1,3 +1,4 @@
+// @ts-check
 // Notifications while the tab is hidden: one per conversation (the tag), naming the sender
 // and the conversation only. The message text only when the user opted in, and that choice
 // is kept (localStorage) only on a personal device.
@@ -37,8 +38,8 @@ export class Notifier {
     const button = document.getElementById('notify-button');
     const state = document.getElementById('notify-state');
     const textLabel = document.getElementById('notify-text-label');
-    const textBox = document.getElementById('notify-text');
-    if (!settings || !button || !this.supported) return;
+    const textBox = /** @type {HTMLInputElement | null} */ (document.getElementById('notify-text'));
+    if (!settings || !button || !state || !textLabel || !textBox || !this.supported) return;
     const show = () => {
       const permission = Notification.permission;
       button.hidden = permission !== 'default';

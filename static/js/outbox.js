@@ -1,3 +1,4 @@
+// @ts-check
 // Messages wait here until the server acknowledges them: typed offline, sent when the socket
 // is back, once each and in order, always with the same client_msg_id (the server stores a
 // repeat only once). In memory by default; in IndexedDB only on a personal device.
@@ -19,7 +20,8 @@ export class Outbox {
     this.onFailed = onFailed;
     this.entries = [];
     this.inFlight = null;
-    this.timer = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.timer = undefined;
     this.holdUntil = 0;
   }
 

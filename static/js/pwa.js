@@ -1,3 +1,4 @@
+// @ts-check
 // Installable app: the service worker (registered only while logged in), the "update
 // available" banner, the install button, and notification clicks routed by the worker.
 
@@ -6,7 +7,7 @@ export function registerServiceWorker() {
   let reloading = false;
   let asked = false;
   const banner = document.getElementById('update-banner');
-  const button = document.getElementById('update-button');
+  const button = /** @type {HTMLButtonElement | null} */ (document.getElementById('update-button'));
 
   const offer = (worker) => {
     if (!banner || !button || !navigator.serviceWorker.controller) return;

@@ -1,3 +1,4 @@
+// @ts-check
 // Leaving a shared terminal: before the logout form goes, wipe what the script made (Cache
 // Storage, the outbox database, its localStorage and sessionStorage keys), close the
 // socket and tell the other tabs (BroadcastChannel) to go to the login page. The server's
@@ -20,6 +21,7 @@ function removeOwnKeys(storage) {
 
 /** Delete everything this script may have stored in the browser. */
 export async function wipe() {
+  /** @type {Promise<unknown>[]} */
   const jobs = [deleteDatabase()];
   if ('caches' in window) jobs.push(caches.keys().then((keys) => Promise.all(keys.map((k) => caches.delete(k)))));
   if ('serviceWorker' in navigator) {
@@ -59,7 +61,7 @@ export function setupSession({ closeSocket }) {
     };
   }
 
-  for (const form of document.querySelectorAll('form.logout')) {
+  for (const form of /** @type {NodeListOf<HTMLFormElement>} */ (document.querySelectorAll('form.logout'))) {
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
       if (leaving) return;

@@ -1,3 +1,4 @@
+// @ts-check
 // One WebSocket per tab to /ws (docs/protocol.md): reconnect with jittered exponential
 // back-off, resume with ?after=<id>, answer ping with pong, follow the close codes.
 
@@ -59,7 +60,8 @@ export class Socket {
     this.state = 'idle';
     this.attempt = 0;
     this.failedHandshakes = 0;
-    this.timer = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.timer = undefined;
     this.lostAt = Date.now();
     this.heartbeat = 20;
     this.lastHeard = 0;
@@ -77,8 +79,9 @@ export class Socket {
     else this.connect();
   }
 
+  /** @returns {boolean} */
   get isOpen() {
-    return this.state === 'open' && this.ws && this.ws.readyState === WebSocket.OPEN;
+    return this.state === 'open' && this.ws !== null && this.ws.readyState === WebSocket.OPEN;
   }
 
   setState(state) {
@@ -90,7 +93,7 @@ export class Socket {
   connect() {
     if (this.stopped) return;
     clearTimeout(this.timer);
-    this.timer = null;
+    this.timer = undefined;
     this.detach();
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const after = this.resume.resumeFrom(this.lostAt);

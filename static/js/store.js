@@ -1,3 +1,4 @@
+// @ts-check
 // The one IndexedDB database MedChat may make: the outbox of unsent messages, and only on a
 // device its user called personal at login. Logout deletes it (see session.js).
 
@@ -48,6 +49,6 @@ export async function deleteDatabase() {
   }
   await new Promise((resolve) => {
     const req = indexedDB.deleteDatabase(DB_NAME);
-    req.onsuccess = req.onerror = req.onblocked = () => resolve();
+    req.onsuccess = req.onerror = req.onblocked = () => resolve(undefined);
   });
 }

@@ -68,3 +68,35 @@ async def test_message_info_lists_read_delivered_and_waiting_with_times(app: Any
 async def test_message_info_needs_login(client: Client) -> None:
     r = await client.get("/chats/1/messages/1/info")
     assert r.status_code == 303 and "/login" in r.headers["Location"]
+
+
+def ticks_of(html: str, message_id: int) -> str:
+    """The ticks under message ``message_id`` as the page draws them (its text and label)."""
+    li = re.search(rf'<li class="msg mine" id="m{message_id}".*?</li>', html, re.S)
+    assert li, html
+    tick = re.search(r'<(?:a|span) class="ticks[^"]*"([^>]*)>(.*?)</(?:a|span)>', li.group(0), re.S)
+    assert tick, li.group(0)
+    label = re.search(r'aria-label="([^"]*)"', tick.group(1))
+    return f"{tick.group(2).strip()} [{label.group(1) if label else ''}]"
+
+
+async def test_a_member_added_later_does_not_count_for_earlier_ticks(svc: Services, login_as: Any, make_user: Any) -> None:
+    # Dave joins after the message: he never receives it, though his watermarks start past
+    # it. The ticks are for Bob and Carol only (the page, and the frame without JavaScript).
+    alice = await login_as("alice")
+    for name in ("bob", "carol", "dave"):
+        await make_user(name)
+    people: dict[str, Any] = {n: await get_staff(svc, await user_id(svc, n)) for n in ("alice", "bob", "carol")}
+    group = await chats.do_create_group(svc, actor_for(people["alice"]), "Ward 9", ["bob", "carol"])
+    mid = (await chats.do_send_message(svc, actor_for(people["alice"]), group, "Bed 2 fasting", new_id())).message.id
+    await chats.do_mark_read(svc, actor_for(people["bob"]), group, mid)
+    await chats.do_add_members(svc, actor_for(people["alice"]), group, ["dave"])
+    later = (await chats.do_send_message(svc, actor_for(people["alice"]), group, "Bed 3 too", new_id())).message.id
+
+    for path in (f"/chats/{group}?auto=1", f"/chats/{group}/pane?auto=1"):
+        html = await (await alice.get(path)).get_data(as_text=True)
+        assert ticks_of(html, mid) == "&#10003; Read by 1 of 2 [Sent, read by 1 of 2]", path
+        assert ticks_of(html, later) == "&#10003; Read by 0 of 3 [Sent, read by 0 of 3]", path
+    # The script's copy of the members says where Dave's history starts.
+    members = re.search(r"data-members='([^']*)'", html := await (await alice.get(f"/chats/{group}?auto=1")).get_data(as_text=True))
+    assert members and f'"from": {mid}' in members.group(1).replace("&#34;", '"').replace('&quot;', '"')
