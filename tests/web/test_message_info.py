@@ -87,11 +87,11 @@ async def test_a_member_added_later_does_not_count_for_earlier_ticks(svc: Servic
     for name in ("bob", "carol", "dave"):
         await make_user(name)
     people: dict[str, Any] = {n: await get_staff(svc, await user_id(svc, n)) for n in ("alice", "bob", "carol")}
-    group = await chats.do_create_group(svc, actor_for(people["alice"]), "Ward 9", ["bob", "carol"])
-    mid = (await chats.do_send_message(svc, actor_for(people["alice"]), group, "Bed 2 fasting", new_id())).message.id
-    await chats.do_mark_read(svc, actor_for(people["bob"]), group, mid)
-    await chats.do_add_members(svc, actor_for(people["alice"]), group, ["dave"])
-    later = (await chats.do_send_message(svc, actor_for(people["alice"]), group, "Bed 3 too", new_id())).message.id
+    group = await conversations.do_create_group(svc, actor_for(people["alice"]), "Ward 9", ["bob", "carol"])
+    mid = (await messages.do_send_message(svc, actor_for(people["alice"]), group, "Bed 2 fasting", new_id())).message.id
+    await receipts.do_mark_read(svc, actor_for(people["bob"]), group, mid)
+    await conversations.do_add_members(svc, actor_for(people["alice"]), group, ["dave"])
+    later = (await messages.do_send_message(svc, actor_for(people["alice"]), group, "Bed 3 too", new_id())).message.id
 
     for path in (f"/chats/{group}?auto=1", f"/chats/{group}/pane?auto=1"):
         html = await (await alice.get(path)).get_data(as_text=True)
