@@ -13,10 +13,13 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 import pytest
+from jinja2.bccache import Bucket, BytecodeCache
 from quart import Quart
+from werkzeug.routing import Rule
 
 from app import create_app
 from app.actions.accounts import StaffFields, create_user_with_password
@@ -30,6 +33,55 @@ from tests.support import PASSWORD, PG_URL, Client, _pg_admin, _pg_exec, _pg_fet
 # argon2id at its real cost (m=19 MiB, t=2) takes ~60 ms a hash here; every test creates
 # and logs in several people. Tests hash cheaply; two tests prove the production cost.
 FAST_HASHING = PasswordHashing(memory_kib=8, time_cost=1, parallelism=1)
+
+
+class _SharedTemplateCode(BytecodeCache):
+    """Compiled templates shared by every app of the run (Jinja's bytecode cache API).
+
+    Each test builds its own app, so its own Jinja environment, which compiled every template
+    it rendered again: ~40% of a web test's CPU. The code is keyed by template and checked
+    against the source's checksum, so an edited template is compiled afresh.
+    """
+
+    def __init__(self) -> None:
+        self.code: dict[str, tuple[str, CodeType]] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        found = self.code.get(bucket.key)
+        if found is not None and found[0] == bucket.checksum:
+            bucket.code = found[1]
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        if bucket.code is not None:
+            self.code[bucket.key] = (bucket.checksum, bucket.code)
+
+
+TEMPLATE_CODE = _SharedTemplateCode()
+
+
+def _share_url_builders() -> None:
+    """Reuse werkzeug's generated URL builder functions across the run's apps.
+
+    Werkzeug generates and compiles two small Python functions per route each time a rule
+    is bound to a URL map, ~100 routes per app: a third of ``create_app``. A builder
+    depends only on the rule's parts, its defaults and which builder it is; it reads the
+    rule's converters through ``self`` when called, so one function serves every app.
+    """
+    original = Rule._compile_builder
+    builders: dict[Any, Any] = {}
+
+    def compile_builder(self: Rule, append_unknown: bool = True) -> Any:
+        key = (tuple(self._trace), repr(sorted((self.defaults or {}).items())), append_unknown,
+               tuple(sorted((name, type(c)) for name, c in self._converters.items())))
+        builder = builders.get(key)
+        if builder is None:
+            builder = builders[key] = original(self, append_unknown)
+        return builder
+
+    Rule._compile_builder = compile_builder  # type: ignore[method-assign]
+
+
+_share_url_builders()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -130,6 +182,7 @@ def app_config(tmp_path: Path, database_url: str, clock: FrozenClock) -> dict[st
 async def app(app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Quart]:
     monkeypatch.setenv("MEDCHAT_INSTANCE_PATH", str(tmp_path / "instance"))
     application = create_app(app_config)
+    application.jinja_env.bytecode_cache = TEMPLATE_CODE
     async with application.test_app() as test_app:
         yield test_app.app  # type: ignore[misc]
 
