@@ -84,6 +84,24 @@ def _share_url_builders() -> None:
 _share_url_builders()
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (``./test.sh`` runs two workers) every end-to-end test runs on one
+    worker, one after another, as they were written to (module-scoped servers, one Chromium
+    at a time, their timing), and they start first: they are the longest part. The other
+    worker takes the in-process tests one by one, and both share what is left. An explicit
+    ``--dist`` other than the default "load" is left alone."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class EndToEndOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/e2e" if nodeid.startswith("tests/e2e/") else nodeid
+
+    return EndToEndOnOneWorker(config, log)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "database_kind" in metafunc.fixturenames:
         kinds = ["sqlite"] + (["postgresql"] if PG_URL else [])
