@@ -5,9 +5,9 @@
 # The suite always runs on SQLite; with MEDCHAT_TEST_DATABASE_URL set (see
 # scripts/test-services.sh) it runs on PostgreSQL too. Lint and type checks live in .ci/run.
 #
-# Tests run on MEDCHAT_TEST_WORKERS pytest-xdist workers (default 2): the end-to-end tests
-# one after another on one worker (tests/conftest.py: pytest_xdist_make_scheduler), the rest
-# spread over both.
+# Tests run on MEDCHAT_TEST_WORKERS pytest-xdist workers (default 2): the browser tests one
+# after another on one worker, each other end-to-end module whole on one worker, the rest
+# spread over both (tests/conftest.py: pytest_xdist_make_scheduler).
 # ./test.sh -n 0 runs in one process (needed for --pdb).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"

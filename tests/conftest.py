@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -84,22 +85,39 @@ def _share_url_builders() -> None:
 _share_url_builders()
 
 
+@functools.cache
+def _drives_a_browser(module: Path) -> bool:
+    """Whether an end-to-end module uses Chromium (names the ``browser`` fixture)."""
+    try:
+        return re.search(r"\bbrowser\b", module.read_text()) is not None
+    except OSError:
+        return True
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Under pytest-xdist (``./test.sh`` runs two workers) every end-to-end test runs on one
-    worker, one after another, as they were written to (module-scoped servers, one Chromium
-    at a time, their timing), and they start first: they are the longest part. The other
-    worker takes the in-process tests one by one, and both share what is left. An explicit
-    ``--dist`` other than the default "load" is left alone."""
+    """How ``./test.sh`` (two pytest-xdist workers) shares the tests out.
+
+    The end-to-end modules that drive Chromium run one after another on one worker, as
+    they were written to (one browser at a time, their timing), and start first: they are
+    the longest part. Every other end-to-end module runs whole on one worker (its
+    module-scoped server). The in-process tests go one by one to whichever worker is free.
+    An explicit ``--dist`` other than the default "load" is left alone.
+    """
     if config.getvalue("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class EndToEndOnOneWorker(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return "tests/e2e" if nodeid.startswith("tests/e2e/") else nodeid
+    root = config.rootpath
 
-    return EndToEndOnOneWorker(config, log)
+    class BrowsersOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if not nodeid.startswith("tests/e2e/"):
+                return nodeid
+            module = nodeid.split("::", 1)[0]
+            return "tests/e2e (Chromium)" if _drives_a_browser(root / module) else module
+
+    return BrowsersOnOneWorker(config, log)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
