@@ -11,7 +11,6 @@ import functools
 import os
 import re
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import CodeType
@@ -29,7 +28,8 @@ from app.lib.passwords import PasswordHashing
 from app.realtime.events import Event
 from app.services import Services
 from app.store.db import Database
-from tests.support import PASSWORD, PG_URL, Client, _pg_admin, _pg_exec, _pg_fetchval
+from app.store.models import Base
+from tests.support import PASSWORD, PG_URL, Client, _pg_admin, _pg_exec
 
 # argon2id at its real cost (m=19 MiB, t=2) takes ~60 ms a hash here; every test creates
 # and logs in several people. Tests hash cheaply; two tests prove the production cost.
@@ -141,53 +141,52 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> str | None:
-    """A PostgreSQL template database migrated to head once; each test clones it."""
+def pg_database() -> Any:
+    """This process's PostgreSQL database, migrated to head once; emptied before each test.
+
+    Emptying the tables of a small database takes ~20 ms; cloning a template database took
+    ~0.3 s a test. Each pytest-xdist worker has its own (the name carries the process id).
+    """
     if not PG_URL:
-        return None
-    base, admin_db = _pg_admin(PG_URL)
-    name = f"medchat_tpl_{os.getpid()}"
+        yield None
+        return
+    base, _ = _pg_admin(PG_URL)
+    name = f"medchat_w_{os.getpid()}"
 
     async def build() -> None:
-        await _pg_exec(PG_URL, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
+        await _pg_exec(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
         db = Database(f"{base}/{name}")
         await db.upgrade_to_head()
         await db.dispose()
 
     asyncio.run(build())
-    yield name  # type: ignore[misc]
-    asyncio.run(_pg_exec(PG_URL, f'DROP DATABASE IF EXISTS "{name}"'))
+    yield f"{base}/{name}"
+    asyncio.run(_pg_exec(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@functools.cache
-def _pg_copy_strategy() -> str:
-    """`` STRATEGY FILE_COPY`` on PostgreSQL 15 and later, else nothing.
-
-    PostgreSQL 15 made CREATE DATABASE copy the template block by block through the WAL
-    (STRATEGY WAL_LOG): ~0.3 s for our small schema, against ~0.04 s copying its files (the
-    test cluster runs with fsync off, so the checkpoint FILE_COPY needs costs nothing). Every
-    PostgreSQL test makes a database, so this is minutes of a run.
-    """
-    assert PG_URL
-    version = asyncio.run(_pg_fetchval(PG_URL, "SHOW server_version_num"))
-    return " STRATEGY FILE_COPY" if int(str(version)) >= 150000 else ""
+# Every table the migrations make, but alembic's own: what a test may have written.
+_PG_RESET = (
+    # What an earlier test left connected (an app's pool, a held lock) is ended first, as
+    # DROP DATABASE ... WITH (FORCE) would.
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    "TRUNCATE " + ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables) + " RESTART IDENTITY CASCADE",
+)
 
 
 @pytest.fixture
 def database_url(database_kind: str, request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Any:
-    """Every test that builds an app runs on SQLite, and on PostgreSQL when it is configured."""
+    """Every test that builds an app runs on SQLite, and on PostgreSQL when it is configured:
+    a copy of a migrated SQLite file, or this process's PostgreSQL database emptied (data and
+    id sequences) and so as freshly migrated."""
     if database_kind == "sqlite":
         target = tmp_path / "medchat.db"
         shutil.copy(sqlite_template, target)
-        yield f"sqlite+aiosqlite:///{target}"
-        return
-    template = request.getfixturevalue("pg_template")
-    assert PG_URL and template
-    base, _ = _pg_admin(PG_URL)
-    name = "medchat_t_" + uuid.uuid4().hex[:12]
-    asyncio.run(_pg_exec(PG_URL, f'CREATE DATABASE "{name}" TEMPLATE "{template}"{_pg_copy_strategy()}'))
-    yield f"{base}/{name}"
-    asyncio.run(_pg_exec(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        return f"sqlite+aiosqlite:///{target}"
+    url = request.getfixturevalue("pg_database")
+    assert url
+    asyncio.run(_pg_exec(url, *_PG_RESET))
+    return url
 
 
 @pytest.fixture

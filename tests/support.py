@@ -33,16 +33,6 @@ async def _pg_exec(url: str, *statements: str) -> None:
         await conn.close()
 
 
-async def _pg_fetchval(url: str, sql: str) -> Any:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        return await conn.fetchval(sql)
-    finally:
-        await conn.close()
-
-
 class Client:
     """Quart's test client, always over https (Secure cookies), with form helpers."""
 
