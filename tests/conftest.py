@@ -32,7 +32,9 @@ from app.store.models import Base
 from tests.support import PASSWORD, PG_URL, Client, _pg_admin, _pg_exec
 
 # argon2id at its real cost (m=19 MiB, t=2) takes ~60 ms a hash here; every test creates
-# and logs in several people. Tests hash cheaply; two tests prove the production cost.
+# and logs in several people. Tests hash cheaply; tests/test_config.py,
+# tests/actions/test_accounts_actions.py and tests/test_cli.py prove the production cost, and
+# that only a TESTING dict may hand in a hasher (app/config.py).
 FAST_HASHING = PasswordHashing(memory_kib=8, time_cost=1, parallelism=1)
 
 
@@ -40,8 +42,9 @@ class _SharedTemplateCode(BytecodeCache):
     """Compiled templates shared by every app of the run (Jinja's bytecode cache API).
 
     Each test builds its own app, so its own Jinja environment, which compiled every template
-    it rendered again: ~40% of a web test's CPU. The code is keyed by template and checked
-    against the source's checksum, so an edited template is compiled afresh.
+    it rendered again (builtins.compile was the top entry of a web test module's profile).
+    The code is keyed by template and checked against the source's checksum, so an edited
+    template is compiled afresh.
     """
 
     def __init__(self) -> None:
