@@ -46,7 +46,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         hub=hub,
         clock=clock,
         # Tests may hand in a cheaper hasher object (the settings themselves refuse low costs);
-        # tests/actions/test_accounts_actions.py and tests/test_cli.py prove the real ones.
+        # tests/test_config.py, tests/actions/test_accounts_actions.py and tests/test_cli.py
+        # prove the real ones and that only a TESTING dict may hand one in.
         passwords=app.config.get("PASSWORD_HASHING") or PasswordHashing(
             settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
         ),

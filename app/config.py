@@ -155,6 +155,11 @@ def load_config(app: Quart, test_config: dict[str, Any] | None) -> None:
     app.config["DISPLAY_TIMEZONE"] = display_zone(app.config["DISPLAY_TIMEZONE"]).key
     if app.config["ARGON2_MEMORY_KIB"] < 19 * 1024 or app.config["ARGON2_TIME_COST"] < 2:
         raise ValueError("Argon2 cost below m=19 MiB, t=2 is refused")
+    # A test may hand in a cheaper hasher object (tests/conftest.py); nothing else may: not
+    # instance/config.py, not the environment, not a dict without TESTING.
+    hasher_from_test = test_config is not None and "PASSWORD_HASHING" in test_config and bool(test_config.get("TESTING"))
+    if app.config.get("PASSWORD_HASHING") is not None and not hasher_from_test:
+        raise ValueError("PASSWORD_HASHING is for tests only (create_app({'TESTING': True, ...})); set ARGON2_* instead")
 
 
 def instance_secret_key(instance: Path) -> str:
