@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from app.actions import chats
+from app.actions import conversations, messages, receipts
+from app.records import ConversationSummary, MessageRecord, Staff
 from app.services import Services
-from app.store import chats as store_chats
-from app.store.records import ConversationSummary, MessageRecord, Staff
+from app.store import conversations as store_conversations
+from app.store import messages as store_messages
 from tests.helpers import actor_for, new_id
 
 pytestmark = pytest.mark.usefixtures("database_kind")
@@ -23,29 +24,29 @@ async def staff(make_user: Any) -> dict[str, Staff]:
 
 
 async def _send(svc: Services, who: Staff, conversation_id: int, body: str, reply_to: int | None = None) -> int:
-    sent = await chats.do_send_message(svc, actor_for(who), conversation_id, body, new_id(), reply_to=reply_to)
+    sent = await messages.do_send_message(svc, actor_for(who), conversation_id, body, new_id(), reply_to=reply_to)
     return sent.message.id
 
 
 async def _summaries(svc: Services, who: Staff) -> dict[int, ConversationSummary]:
     async with svc.db.reading() as s:
-        listed = await store_chats.conversation_summaries(s, who.id)
+        listed = await store_conversations.conversation_summaries(s, who.id)
     return {c.id: c for c in listed}
 
 
 async def _order(svc: Services, who: Staff) -> list[int]:
     async with svc.db.reading() as s:
-        return [c.id for c in await store_chats.conversation_summaries(s, who.id)]
+        return [c.id for c in await store_conversations.conversation_summaries(s, who.id)]
 
 
 async def _page(svc: Services, conversation_id: int, *, before_id: int | None, limit: int, history_from: int = 0) -> tuple[list[MessageRecord], bool]:
     async with svc.db.reading() as s:
-        return await store_chats.messages_page(s, conversation_id, before_id=before_id, limit=limit, history_from=history_from)
+        return await store_messages.messages_page(s, conversation_id, before_id=before_id, limit=limit, history_from=history_from)
 
 
 async def test_chat_list_has_the_last_message_and_counts_only_others_unread_text(svc: Services, staff: dict[str, Staff]) -> None:
     alice, bob, carol = staff["alice"], staff["bob"], staff["carol"]
-    direct = await chats.do_open_direct(svc, actor_for(alice), "bob")
+    direct = await conversations.do_open_direct(svc, actor_for(alice), "bob")
     first = await _send(svc, bob, direct, "bed 4 needs a review")
     second = await _send(svc, bob, direct, "and bed 5")
 
@@ -59,7 +60,7 @@ async def test_chat_list_has_the_last_message_and_counts_only_others_unread_text
     # carol shares nothing with them.
     assert direct not in await _summaries(svc, carol)
 
-    await chats.do_mark_read(svc, actor_for(alice), direct, first)
+    await receipts.do_mark_read(svc, actor_for(alice), direct, first)
     assert (await _summaries(svc, alice))[direct].unread == 1
     mine = await _send(svc, alice, direct, "on my way")
     ab = (await _summaries(svc, alice))[direct]
@@ -71,9 +72,9 @@ async def test_chat_list_has_the_last_message_and_counts_only_others_unread_text
 
 async def test_chat_list_is_ordered_by_latest_activity(svc: Services, staff: dict[str, Staff]) -> None:
     alice, bob = staff["alice"], staff["bob"]
-    direct = await chats.do_open_direct(svc, actor_for(alice), "bob")
-    empty = await chats.do_open_direct(svc, actor_for(alice), "dave")  # no message yet
-    group = await chats.do_create_group(svc, actor_for(alice), "Ward 7", ["bob", "carol"])
+    direct = await conversations.do_open_direct(svc, actor_for(alice), "bob")
+    empty = await conversations.do_open_direct(svc, actor_for(alice), "dave")  # no message yet
+    group = await conversations.do_create_group(svc, actor_for(alice), "Ward 7", ["bob", "carol"])
     await _send(svc, alice, direct, "first")
     order = await _order(svc, alice)
     # The direct chat's message is the newest activity; the group's creation came before it.
@@ -94,9 +95,9 @@ async def test_chat_list_is_ordered_by_latest_activity(svc: Services, staff: dic
 
 async def test_chat_list_of_a_late_member_and_of_one_who_left(svc: Services, staff: dict[str, Staff]) -> None:
     alice, bob, dave = staff["alice"], staff["bob"], staff["dave"]
-    group = await chats.do_create_group(svc, actor_for(alice), "Ward 7", ["bob"])
+    group = await conversations.do_create_group(svc, actor_for(alice), "Ward 7", ["bob"])
     secret = await _send(svc, alice, group, "bed 4: before dave")
-    await chats.do_add_members(svc, actor_for(alice), group, ["dave"])
+    await conversations.do_add_members(svc, actor_for(alice), group, ["dave"])
 
     joined = (await _summaries(svc, dave))[group]
     # Nothing from before dave joined: not counted unread, not shown as the preview.
@@ -115,14 +116,14 @@ async def test_chat_list_of_a_late_member_and_of_one_who_left(svc: Services, sta
     for_alice = (await _summaries(svc, alice))[group]
     assert for_alice.last_message is not None and for_alice.last_message.reply_body == "bed 4: before dave"
 
-    await chats.do_leave_group(svc, actor_for(bob), group)
+    await conversations.do_leave_group(svc, actor_for(bob), group)
     assert group not in await _summaries(svc, bob)
     assert group in await _summaries(svc, dave)
 
 
 async def test_messages_page_walks_back_in_pages_oldest_first(svc: Services, staff: dict[str, Staff]) -> None:
     alice = staff["alice"]
-    direct = await chats.do_open_direct(svc, actor_for(alice), "bob")
+    direct = await conversations.do_open_direct(svc, actor_for(alice), "bob")
     ids = [await _send(svc, alice, direct, f"message {n}") for n in range(7)]
 
     newest, more = await _page(svc, direct, before_id=None, limit=3)
@@ -138,17 +139,17 @@ async def test_messages_page_walks_back_in_pages_oldest_first(svc: Services, sta
     # Before the first message: an empty page.
     assert await _page(svc, direct, before_id=ids[0], limit=3) == ([], False)
     # Another conversation's messages never appear.
-    other = await chats.do_open_direct(svc, actor_for(alice), "carol")
+    other = await conversations.do_open_direct(svc, actor_for(alice), "carol")
     assert await _page(svc, other, before_id=None, limit=3) == ([], False)
 
 
 async def test_messages_page_stops_at_a_late_members_floor(svc: Services, staff: dict[str, Staff]) -> None:
     alice, dave = staff["alice"], staff["dave"]
-    group = await chats.do_create_group(svc, actor_for(alice), "Ward 7", ["bob"])
+    group = await conversations.do_create_group(svc, actor_for(alice), "Ward 7", ["bob"])
     before = [await _send(svc, alice, group, f"before {n}") for n in range(3)]
-    await chats.do_add_members(svc, actor_for(alice), group, ["dave"])
+    await conversations.do_add_members(svc, actor_for(alice), group, ["dave"])
     async with svc.db.reading() as s:
-        floor = (await store_chats.member_floors(s, group))[dave.id]
+        floor = (await store_conversations.member_floors(s, group))[dave.id]
     assert floor >= before[-1]
     after = [await _send(svc, alice, group, f"after {n}", reply_to=before[0] if n == 0 else None) for n in range(3)]
 
