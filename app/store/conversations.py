@@ -63,8 +63,14 @@ async def membership(
 ) -> MembershipRecord | None:
     """A member's place in a conversation, with the conversation's fields (one indexed
     query: the access check). Only a current member's unless ``include_left``."""
+    # Plain columns, not ORM entities: this runs on every send, receipt and typing frame,
+    # and loading two mapped objects into the identity map costs more than the query.
     stmt = (
-        select(Membership, Conversation)
+        select(
+            Conversation.kind, Conversation.title, Conversation.last_message_id, Membership.role,
+            Membership.joined_at, Membership.history_from_id, Membership.last_read_id,
+            Membership.last_delivered_id,
+        )
         .join(Conversation, Conversation.id == Membership.conversation_id)
         .where(Membership.conversation_id == conversation_id, Membership.user_id == user_id)
     )
@@ -73,12 +79,11 @@ async def membership(
     row = (await s.execute(stmt)).first()
     if row is None:
         return None
-    m, conv = row
     return MembershipRecord(
-        conversation_id=conv.id, kind=conv.kind, title=conv.title,
-        last_message_id=conv.last_message_id, user_id=m.user_id, role=m.role,
-        joined_at=as_utc(m.joined_at), history_from_id=m.history_from_id,
-        last_read_id=m.last_read_id, last_delivered_id=m.last_delivered_id,
+        conversation_id=conversation_id, kind=row.kind, title=row.title,
+        last_message_id=row.last_message_id, user_id=user_id, role=row.role,
+        joined_at=as_utc(row.joined_at), history_from_id=row.history_from_id,
+        last_read_id=row.last_read_id, last_delivered_id=row.last_delivered_id,
     )
 
 
