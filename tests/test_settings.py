@@ -66,3 +66,11 @@ def test_no_code_reads_a_setting_from_the_config_mapping() -> None:
                 if not allowed.match(line[m.start():]):
                     offenders.append(f"{path}:{n}: {line.strip()}")
     assert offenders == []
+
+
+def test_no_page_reads_a_setting_from_config() -> None:
+    """Templates get the typed object as ``settings`` (a context processor)."""
+    import re
+
+    offenders = [f"{path}: {m.group(0)}" for path in sorted(Path("templates").rglob("*.html")) for m in re.finditer(r"\bconfig\.[A-Z_]+", path.read_text())]
+    assert offenders == []

@@ -144,11 +144,14 @@ async def do_add_members(svc: Services, actor: Actor, conversation_id: int, user
             raise ActionError("no_new_members", "Those colleagues are already in the group.", field="members")
         if len(current) + len(new) > svc.settings.group_max_members:
             raise ActionError("too_many_members", "Too many members.", field="members")
-        for u in new:
-            # New members see the history from the moment they join.
-            await conversations.add_member(s, conversation_id, u.id, MemberRole.MEMBER, now, mine.last_message_id)
-            await audit.record(s, actor, AuditAction.MEMBER_ADDED, at=now, target_user_id=u.id, conversation_id=conversation_id)
+        # The system line first: its insert takes the message-order lock (PostgreSQL) or the
+        # write lock (SQLite), so every message committed before it has a lower id. New
+        # members see the history from that line on; a message sent while this transaction
+        # ran can never fall inside their history (its live frame never reached them).
         msg_id = await add_system_line(s, svc, conversation_id, actor, f"{actor.user.display_name} added " + ", ".join(u.display_name for u in new))
+        for u in new:
+            await conversations.add_member(s, conversation_id, u.id, MemberRole.MEMBER, now, msg_id - 1)
+            await audit.record(s, actor, AuditAction.MEMBER_ADDED, at=now, target_user_id=u.id, conversation_id=conversation_id)
     ids = sorted(current | {u.id for u in new})
     await svc.publish(Event(EventKind.CONVERSATION, tuple(ids), conversation_frame("member_added", conversation_id, ConversationKind.GROUP, detail.title, user_ids=[u.id for u in new])))
     await publish_stored_message(svc, msg_id, ids)

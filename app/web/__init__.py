@@ -107,6 +107,11 @@ def register_web(app: Quart) -> None:
     app.jinja_env.filters["stamp"] = lambda v: local(v).strftime("%Y-%m-%d %H:%M:%S %Z")
     app.jinja_env.filters["device"] = describe_device
     app.jinja_env.globals["me"] = current_actor
+
+    @app.context_processor
+    def _settings() -> dict[str, Any]:
+        """Pages read settings from the typed object too (``settings.page_size``), never config.X."""
+        return {"settings": svc().settings}
     app.jinja_env.globals["request"] = request
 
     from app.web.admin import bp as admin_bp

@@ -39,6 +39,7 @@ from app.ws.plain_http import http1_only_on_plain_http
 from app.ws.protocol import (
     CLOSE_HEARTBEAT,
     CLOSE_SESSION_ENDED,
+    CLOSE_SLOW_CONSUMER,
     CLOSE_TOO_BIG,
     FrameError,
     Pong,
@@ -275,7 +276,7 @@ class SocketHandler:
 
     def _reply(self, frame: str) -> None:
         if not self.conn.offer(frame):
-            self.conn.close_soon(4408, "slow consumer, resync")
+            self.conn.close_soon(CLOSE_SLOW_CONSUMER, "slow consumer, resync")
 
     async def _activity(self) -> None:
         """A frame the person sent: keep the session alive (at most every SESSION_TOUCH_SECONDS), or end here."""
@@ -353,7 +354,7 @@ class SocketHandler:
                 if _message_id(frame) in sent:
                     continue
                 if not conn.offer(frame):
-                    conn.close_soon(4408, "slow consumer, resync")
+                    conn.close_soon(CLOSE_SLOW_CONSUMER, "slow consumer, resync")
                     break
 
 

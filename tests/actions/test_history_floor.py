@@ -91,3 +91,31 @@ async def test_the_access_check_is_membership_and_the_floor(svc: Services, staff
     elsewhere = await messages.do_send_message(svc, alice, other, "not in the group", new_id())
     with pytest.raises(NotFound):
         await access.access_message(svc, staff["bob"], group, elsewhere.message.id)  # wrong conversation
+
+
+async def test_a_message_sent_while_a_member_is_being_added_stays_before_their_floor(
+    svc: Services, staff: dict[str, Staff], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bob sends while Alice's "add Dave" is under way (after it read the group, before it
+    wrote anything). Bob's message was live-delivered to the old members only, so Dave must
+    not find it in his history either: the floor comes from the add's own system line."""
+    alice, bob = actor_for(staff["alice"]), actor_for(staff["bob"])
+    group = await conversations.do_create_group(svc, alice, "Ward 7", ["bob"])
+    resolve = conversations._resolve_usernames
+    sent: list[int] = []
+
+    async def resolve_while_bob_sends(s: Any, usernames: list[str]) -> list[Staff]:
+        sent.append((await messages.do_send_message(svc, bob, group, "bed 9: sent during the add", new_id())).message.id)
+        return await resolve(s, usernames)
+
+    monkeypatch.setattr(conversations, "_resolve_usernames", resolve_while_bob_sends)
+    await conversations.do_add_members(svc, alice, group, ["dave"])
+    monkeypatch.undo()
+
+    dave = actor_for(staff["dave"])
+    view = await messages.view_conversation(svc, dave, group, before_id=None, mark_read=False)
+    assert sent and sent[0] not in [m.id for m in view.messages]
+    # He sees the group from the line that added him.
+    assert [m.kind for m in view.messages] == ["system"] and " added " in view.messages[0].body
+    missed = await messages.missed_messages(svc, dave, 0, 100, 1000)
+    assert sent[0] not in [m.id for m in missed.messages]
