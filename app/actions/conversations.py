@@ -153,7 +153,7 @@ async def do_add_members(svc: Services, actor: Actor, conversation_id: int, user
             await conversations.add_member(s, conversation_id, u.id, MemberRole.MEMBER, now, msg_id - 1)
             await audit.record(s, actor, AuditAction.MEMBER_ADDED, at=now, target_user_id=u.id, conversation_id=conversation_id)
     ids = sorted(current | {u.id for u in new})
-    await svc.publish(Event(EventKind.CONVERSATION, tuple(ids), conversation_frame("member_added", conversation_id, ConversationKind.GROUP, detail.title, user_ids=[u.id for u in new])))
+    await svc.publish(Event(EventKind.CONVERSATION, tuple(ids), conversation_frame("member_added", conversation_id, ConversationKind.GROUP, detail.title, user_ids=[u.id for u in new], history_from_id=msg_id - 1)))
     await publish_stored_message(svc, msg_id, ids)
 
 

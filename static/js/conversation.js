@@ -242,7 +242,7 @@ export class Conversation {
     this.status.onPresence(users);
   }
 
-  /** @param {{conversation?: {id: number, title: string}, event?: string, user_ids?: number[]}} f */
+  /** @param {{conversation?: {id: number, title: string}, event?: string, user_ids?: number[], history_from_id?: number}} f */
   onConversation(f) {
     if (!f.conversation || f.conversation.id !== this.id) return;
     const ids = f.user_ids || [];
@@ -258,7 +258,8 @@ export class Conversation {
       document.title = `${count ? count[0] : ''}${this.title} \u2014 MedChat`;
     }
     if (f.event === 'member_added' || f.event === 'member_removed') {
-      this.status.membersChanged(f.event === 'member_added' ? ids : [], f.event === 'member_removed' ? ids : [], this.maxId);
+      // The server's floor: a page that is behind must not count new members for older messages.
+      this.status.membersChanged(f.event === 'member_added' ? ids : [], f.event === 'member_removed' ? ids : [], f.history_from_id ?? this.maxId);
       const info = this.section.querySelector('.conv-info');
       if (info && this.kind === 'group') info.textContent = `${this.status.members.size} members`;
     }

@@ -34,7 +34,9 @@ export class Status {
 
   /** @param {{user_id: number, read_id: number, delivered_id: number}} f */
   onReceipt(f) {
-    const member = this.members.get(f.user_id) || { id: f.user_id, name: '', read: 0, delivered: 0 };
+    // Someone the page does not know yet joined after it loaded (their member_added was missed):
+    // count them only from what this receipt shows they have, never for older messages.
+    const member = this.members.get(f.user_id) || { id: f.user_id, name: '', read: 0, delivered: 0, from: Math.max(f.read_id, f.delivered_id) };
     member.read = Math.max(member.read, f.read_id);
     member.delivered = Math.max(member.delivered, f.delivered_id, f.read_id);
     this.members.set(f.user_id, member);

@@ -70,8 +70,13 @@ async def test_group_lifecycle_reaches_the_members_sockets(people: People, login
         response = await people.alice.submit(f"/chats/{group}/members", {"username": "dave"}, page=f"/chats/{group}/info")
         assert response.status_code == 303
         for sock in (alice, bob, carol, dave):
-            assert await sock.expect("conversation") == conversation("member_added", group, "Ward 7 & 8", user_ids=[dave.hello["user_id"]])
-            assert "added Dave" in await system_line(sock, group)
+            added = await sock.expect("conversation")
+            floor = added.pop("history_from_id")
+            assert added == conversation("member_added", group, "Ward 7 & 8", user_ids=[dave.hello["user_id"]])
+            line = (await sock.expect("message"))["message"]
+            assert line["kind"] == "system" and "added Dave" in line["body"]
+            # The new member's history starts at the line that added him: pages use it for ticks.
+            assert floor == line["id"] - 1
         # carol removed: she is told, and then hears nothing more of the group.
         response = await people.alice.submit(f"/chats/{group}/members/{ids['carol']}/remove", page=f"/chats/{group}/info")
         assert response.status_code == 303
