@@ -221,8 +221,18 @@ class SocketHandler:
                         await websocket.close(code, reason)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` past this socket's end; the app cancels it when it stops serving."""
-        task = asyncio.get_running_loop().create_task(work)
+        """Run ``work`` past this socket's end; the app cancels it when it stops serving.
+        A busy database skips the work with a warning, as at the socket's start."""
+
+        async def logged() -> None:
+            try:
+                await work
+            except Unavailable:
+                log.warning("presence skipped: the database is busy")
+            except Exception:
+                log.exception("background work of a closed socket failed")
+
+        task = asyncio.get_running_loop().create_task(logged())
         self.state.background.add(task)
         task.add_done_callback(self.state.background.discard)
 
