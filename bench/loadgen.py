@@ -720,6 +720,22 @@ def _describe(exc: BaseException) -> str:
 
 
 # ----------------------------------------------------------------------------- scenarios
+async def _rate_runs(gen: Generator, args: argparse.Namespace, pick: Any, tag: str) -> list[dict[str, Any]]:
+    """One open-loop run per rate of ``--rates``, sampling the server throughout."""
+    runs = []
+    gen.start_sampling()
+    for rate in [float(r) for r in args.rates.split(",")]:
+        load_before = os.getloadavg()[0]
+        res = await gen.open_loop(rate, args.duration, args.warmup, pick, f"{tag}{rate}")
+        res["loadavg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+        res["server_rss_kib"] = gen.server_rss()
+        runs.append(res)
+        _print_rate(res)
+        await gen.quiet(1.0, limit=15)
+    await gen.stop_sampling()
+    return runs
+
+
 async def scenario_capacity(gen: Generator, args: argparse.Namespace) -> dict[str, Any]:
     conv = gen.data["group100"]
     before = gen.env()
@@ -730,17 +746,7 @@ async def scenario_capacity(gen: Generator, args: argparse.Namespace) -> dict[st
     def pick() -> tuple[Client, int, tuple[int, ...]]:
         return gen.rng.choice(clients), conv["id"], expected
 
-    runs = []
-    gen.start_sampling()
-    for rate in [float(r) for r in args.rates.split(",")]:
-        load_before = os.getloadavg()[0]
-        res = await gen.open_loop(rate, args.duration, args.warmup, pick, f"rate{rate}")
-        res["loadavg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
-        res["server_rss_kib"] = gen.server_rss()
-        runs.append(res)
-        _print_rate(res)
-        await gen.quiet(1.0, limit=15)
-    await gen.stop_sampling()
+    runs = await _rate_runs(gen, args, pick, "rate")
     return {"scenario": "capacity", "group_size": len(conv["members"]), "env": before, "connect": conn,
             "runs": runs, "server_rss_max_kib": max(gen.rss_samples or [0]),
             "closed_unexpectedly": {str(k): v for k, v in gen.closed_unexpectedly.items()}, "reconnects": gen.reconnects}
@@ -771,17 +777,7 @@ async def scenario_ward(gen: Generator, args: argparse.Namespace) -> dict[str, A
     def pick() -> tuple[Client, int, tuple[int, ...]]:
         return gen.rng.choice(clients), conv["id"], expected
 
-    runs = []
-    gen.start_sampling()
-    for rate in [float(r) for r in args.rates.split(",")]:
-        load_before = os.getloadavg()[0]
-        res = await gen.open_loop(rate, args.duration, args.warmup, pick, f"ward{rate}")
-        res["loadavg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
-        res["server_rss_kib"] = gen.server_rss()
-        runs.append(res)
-        _print_rate(res)
-        await gen.quiet(1.0, limit=15)
-    await gen.stop_sampling()
+    runs = await _rate_runs(gen, args, pick, "ward")
     return {"scenario": "ward", "group_size": len(conv["members"]), "members": len(clients), "readers": readers,
             "env": before, "connect": conn, "runs": runs, "server_rss_max_kib": max(gen.rss_samples or [0]),
             "closed_unexpectedly": {str(k): v for k, v in gen.closed_unexpectedly.items()}, "reconnects": gen.reconnects}
