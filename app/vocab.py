@@ -56,6 +56,17 @@ class EventKind(StrEnum):
     SYNC_NEEDED = "sync_needed"
 
 
+class ChangeKind(StrEnum):
+    """What one entry of the change stream is (app/store/changes.py; docs/protocol.md)."""
+
+    MESSAGE = "message"
+    RECEIPT = "receipt"
+    CREATED = "created"
+    RENAMED = "renamed"
+    MEMBER_ADDED = "member_added"
+    MEMBER_REMOVED = "member_removed"
+
+
 class AuditAction(StrEnum):
     """Every entry the audit log can hold; the admin's filter offers exactly these."""
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 from app.actions import Actor, audit
 from app.actions.access import access_conversation
 from app.actions.errors import ActionError, Forbidden, NotFound
-from app.actions.frames import conversation_frame
-from app.actions.messages import add_system_line, publish_stored_message
+from app.actions.messages import add_system_line
+from app.actions.stream import Work, append_conversation, append_stored_message, unit_of_work
 from app.lib.text import TextError, clean_line
 from app.lib.usernames import is_username, normal_username
-from app.realtime.events import Event
 from app.records import ConversationDetail, ConversationSummary, MembershipRecord, Staff
 from app.services import Services
 from app.store import conversations, staff
 from app.store.db import Conflict, Session
-from app.vocab import AuditAction, ConversationKind, EventKind, MemberRole
+from app.vocab import AuditAction, ChangeKind, ConversationKind, MemberRole
 
 GROUP_ADMIN_ROLES = (MemberRole.OWNER, MemberRole.ADMIN)
 
@@ -53,13 +52,15 @@ async def do_open_direct(svc: Services, actor: Actor, username: str) -> int:
         if existing is not None:
             return existing
         try:
-            async with svc.db.transaction() as s:
+            async with unit_of_work(svc) as work:
+                s = work.s
                 conv_id = await conversations.add_conversation(s, kind=ConversationKind.DIRECT, title="", key=key, created_by=actor.user.id, now=now)
                 await conversations.add_member(s, conv_id, actor.user.id, MemberRole.MEMBER, now, 0)
                 await conversations.add_member(s, conv_id, other.id, MemberRole.MEMBER, now, 0)
+                both = [actor.user.id, other.id]
+                await append_conversation(work, ChangeKind.CREATED, conv_id, ConversationKind.DIRECT, "", both, starts=both)
         except Conflict:
             continue  # the other person opened it at the same moment; read theirs
-        await svc.publish(Event(EventKind.CONVERSATION, (actor.user.id, other.id), conversation_frame("created", conv_id, ConversationKind.DIRECT, "")))
         return conv_id
     raise ActionError("conflict", "Please try again.")
 
@@ -91,7 +92,8 @@ async def do_create_group(svc: Services, actor: Actor, title: str, usernames: li
     if len(usernames) > svc.settings.group_max_members:
         raise ActionError("too_many_members", "Too many members.", field="members")
     now = svc.clock.now()
-    async with svc.db.transaction() as s:
+    async with unit_of_work(svc) as work:
+        s = work.s
         members = [u for u in await _resolve_usernames(s, usernames) if u.id != actor.user.id]
         conv_id = await conversations.add_conversation(s, kind=ConversationKind.GROUP, title=clean_title, key=None, created_by=actor.user.id, now=now)
         await conversations.add_member(s, conv_id, actor.user.id, MemberRole.OWNER, now, 0)
@@ -102,9 +104,9 @@ async def do_create_group(svc: Services, actor: Actor, title: str, usernames: li
             line += " with " + ", ".join(u.display_name for u in members)
         msg_id = await add_system_line(s, svc, conv_id, actor, line)
         await audit.record(s, actor, AuditAction.GROUP_CREATED, at=now, conversation_id=conv_id, detail=f"{len(members) + 1} members")
-    everyone = [actor.user.id, *(u.id for u in members)]
-    await svc.publish(Event(EventKind.CONVERSATION, tuple(everyone), conversation_frame("created", conv_id, ConversationKind.GROUP, clean_title)))
-    await publish_stored_message(svc, msg_id, everyone)
+        everyone = [actor.user.id, *(u.id for u in members)]
+        await append_conversation(work, ChangeKind.CREATED, conv_id, ConversationKind.GROUP, clean_title, everyone, starts=everyone)
+        await append_stored_message(work, msg_id, dict.fromkeys(everyone, 0))
     return conv_id
 
 
@@ -120,21 +122,23 @@ async def _group_for_admin(s: Session, conversation_id: int, actor: Actor) -> tu
 async def do_rename_group(svc: Services, actor: Actor, conversation_id: int, title: str) -> None:
     clean_title = _group_title(svc, title)
     now = svc.clock.now()
-    async with svc.db.transaction() as s:
+    async with unit_of_work(svc) as work:
+        s = work.s
         _mine, detail = await _group_for_admin(s, conversation_id, actor)
         if detail.title == clean_title:
             return
         await conversations.set_title(s, conversation_id, clean_title)
         msg_id = await add_system_line(s, svc, conversation_id, actor, f"{actor.user.display_name} renamed the group to \u201c{clean_title}\u201d")
         await audit.record(s, actor, AuditAction.GROUP_RENAMED, at=now, conversation_id=conversation_id)
-    ids = [m.user_id for m in detail.members]
-    await svc.publish(Event(EventKind.CONVERSATION, tuple(ids), conversation_frame("renamed", conversation_id, ConversationKind.GROUP, clean_title)))
-    await publish_stored_message(svc, msg_id, ids)
+        ids = [m.user_id for m in detail.members]
+        await append_conversation(work, ChangeKind.RENAMED, conversation_id, ConversationKind.GROUP, clean_title, ids)
+        await append_stored_message(work, msg_id, await conversations.member_floors(s, conversation_id))
 
 
 async def do_add_members(svc: Services, actor: Actor, conversation_id: int, usernames: list[str]) -> None:
     now = svc.clock.now()
-    async with svc.db.transaction() as s:
+    async with unit_of_work(svc) as work:
+        s = work.s
         mine, detail = await _group_for_admin(s, conversation_id, actor)
         if not any(u.strip() for u in usernames):
             raise ActionError("no_members", "Tick the colleagues to add first.", field="members")
@@ -152,9 +156,14 @@ async def do_add_members(svc: Services, actor: Actor, conversation_id: int, user
         for u in new:
             await conversations.add_member(s, conversation_id, u.id, MemberRole.MEMBER, now, msg_id - 1)
             await audit.record(s, actor, AuditAction.MEMBER_ADDED, at=now, target_user_id=u.id, conversation_id=conversation_id)
-    ids = sorted(current | {u.id for u in new})
-    await svc.publish(Event(EventKind.CONVERSATION, tuple(ids), conversation_frame("member_added", conversation_id, ConversationKind.GROUP, detail.title, user_ids=[u.id for u in new], history_from_id=msg_id - 1)))
-    await publish_stored_message(svc, msg_id, ids)
+        ids = sorted(current | {u.id for u in new})
+        new_ids = [u.id for u in new]
+        # The new members' stream starts with this change (then the system line).
+        await append_conversation(
+            work, ChangeKind.MEMBER_ADDED, conversation_id, ConversationKind.GROUP, detail.title, ids,
+            user_ids=new_ids, history_from_id=msg_id - 1, starts=new_ids,
+        )
+        await append_stored_message(work, msg_id, await conversations.member_floors(s, conversation_id))
 
 
 async def _leave(svc: Services, s: Session, conversation_id: int, user_id: int) -> None:
@@ -167,7 +176,8 @@ async def do_remove_member(svc: Services, actor: Actor, conversation_id: int, us
         await do_leave_group(svc, actor, conversation_id)
         return
     now = svc.clock.now()
-    async with svc.db.transaction() as s:
+    async with unit_of_work(svc) as work:
+        s = work.s
         _mine, detail = await _group_for_admin(s, conversation_id, actor)
         target = detail.member(user_id)
         if target is None:
@@ -177,20 +187,25 @@ async def do_remove_member(svc: Services, actor: Actor, conversation_id: int, us
         await _leave(svc, s, conversation_id, user_id)
         msg_id = await add_system_line(s, svc, conversation_id, actor, f"{actor.user.display_name} removed {target.display_name}")
         await audit.record(s, actor, AuditAction.MEMBER_REMOVED, at=now, target_user_id=user_id, conversation_id=conversation_id)
-    ids = [m.user_id for m in detail.members]
-    await svc.publish(Event(EventKind.CONVERSATION, tuple(ids), conversation_frame("member_removed", conversation_id, ConversationKind.GROUP, detail.title, user_ids=[user_id])))
-    await publish_stored_message(svc, msg_id, [i for i in ids if i != user_id])
+        await _member_gone(work, conversation_id, detail, user_id, msg_id)
 
 
 async def do_leave_group(svc: Services, actor: Actor, conversation_id: int) -> None:
     now = svc.clock.now()
-    async with svc.db.transaction() as s:
+    async with unit_of_work(svc) as work:
+        s = work.s
         mine, detail = await _detail(s, actor.user, conversation_id)
         if mine.kind != ConversationKind.GROUP:
             raise ActionError("not_group", "You can only leave groups.")
         await _leave(svc, s, conversation_id, actor.user.id)
         msg_id = await add_system_line(s, svc, conversation_id, actor, f"{actor.user.display_name} left")
         await audit.record(s, actor, AuditAction.MEMBER_LEFT, at=now, target_user_id=actor.user.id, conversation_id=conversation_id)
+        await _member_gone(work, conversation_id, detail, actor.user.id, msg_id)
+
+
+async def _member_gone(work: Work, conversation_id: int, detail: ConversationDetail, user_id: int, msg_id: int) -> None:
+    """The removal (the gone member's last change: they hear it, then nothing) and the
+    system line for those who stay."""
     ids = [m.user_id for m in detail.members]
-    await svc.publish(Event(EventKind.CONVERSATION, tuple(ids), conversation_frame("member_removed", conversation_id, ConversationKind.GROUP, detail.title, user_ids=[actor.user.id])))
-    await publish_stored_message(svc, msg_id, [i for i in ids if i != actor.user.id])
+    await append_conversation(work, ChangeKind.MEMBER_REMOVED, conversation_id, ConversationKind.GROUP, detail.title, ids, user_ids=[user_id])
+    await append_stored_message(work, msg_id, await conversations.member_floors(work.s, conversation_id))

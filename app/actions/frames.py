@@ -26,13 +26,14 @@ def message_dict(m: MessageRecord) -> dict[str, Any]:
     }
 
 
-def message_frame(m: MessageRecord) -> dict[str, Any]:
-    return {"type": "message", "message": message_dict(m)}
+def message_frame(m: MessageRecord, position: int) -> dict[str, Any]:
+    return {"type": "message", "position": position, "message": message_dict(m)}
 
 
-def receipt_frame(conversation_id: int, user_id: int, read_id: int, delivered_id: int) -> dict[str, Any]:
+def receipt_frame(conversation_id: int, user_id: int, read_id: int, delivered_id: int, position: int) -> dict[str, Any]:
     return {
         "type": "receipt",
+        "position": position,
         "conversation_id": conversation_id,
         "user_id": user_id,
         "read_id": read_id,

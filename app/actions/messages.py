@@ -1,22 +1,21 @@
-"""Messages: send, pages of history, one message, what I missed (resume)."""
+"""Messages: send, pages of history, one message."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.actions import Actor
 from app.actions.access import access_conversation, access_message
 from app.actions.errors import ActionError, NotFound, RateLimited
-from app.actions.frames import message_frame
 from app.actions.receipts import do_mark_delivered, do_mark_read
+from app.actions.stream import append_message, unit_of_work
 from app.lib.text import TextError, clean_body
 from app.lib.tokens import is_client_msg_id
-from app.realtime.events import Event
 from app.records import ConversationDetail, MessageRecord, Staff
 from app.services import Services
 from app.store import conversations, messages, receipts
 from app.store.db import Conflict, Session
-from app.vocab import EventKind, MessageKind
+from app.vocab import MessageKind
 
 
 @dataclass(frozen=True)
@@ -33,12 +32,7 @@ class ConversationView:
 class Sent:
     message: MessageRecord
     created: bool  # False: a repeat of a client_msg_id already stored
-
-
-@dataclass(frozen=True)
-class Missed:
-    messages: list[MessageRecord]
-    too_many: bool
+    position: int  # the message's change in the stream (0 for a repeat: see its first ack)
 
 
 async def view_conversation(
@@ -72,29 +66,6 @@ async def add_system_line(s: Session, svc: Services, conversation_id: int, actor
     )
 
 
-async def publish_message(svc: Services, rec: MessageRecord, floors: dict[int, int]) -> None:
-    """Send a message frame to each member as that member may see it.
-
-    ``floors`` maps each recipient to their ``history_from_id``. Recipients who may see the
-    whole message share one frame; those who joined after a quoted message get a frame
-    whose quote has no text (``MessageRecord.seen_from``), as their pages and resume do.
-    """
-    variants: dict[MessageRecord, list[int]] = {}
-    for user_id, floor in floors.items():
-        variants.setdefault(rec.seen_from(floor), []).append(user_id)
-    for variant, user_ids in variants.items():
-        await svc.publish(Event(EventKind.MESSAGE, tuple(sorted(user_ids)), message_frame(variant)))
-
-
-async def publish_stored_message(svc: Services, message_id: int, member_ids: list[int]) -> None:
-    """Publish a committed message (a system line) to ``member_ids``, each at their floor."""
-    async with svc.db.reading() as s:
-        rec = await messages.message_record(s, message_id)
-        floors = await conversations.member_floors(s, rec.conversation_id) if rec is not None else {}
-    if rec is not None:
-        await publish_message(svc, rec, {uid: floors.get(uid, 0) for uid in member_ids})
-
-
 async def do_send_message(
     svc: Services,
     actor: Actor,
@@ -114,10 +85,9 @@ async def do_send_message(
         text = clean_body(body, svc.settings.message_max_chars)
     except TextError as exc:
         raise ActionError("bad_body", str(exc), field="body") from exc
-    # The hot path: light reads, one short write transaction, no read-back.
+    # The hot path: light reads, one short write transaction, no read-back. The membership
+    # check is in the transaction (a reply is checked first: a non-member's is not found).
     async with svc.db.reading() as s:
-        await access_conversation(s, actor.user, conversation_id)
-        members = await conversations.member_floors(s, conversation_id)
         earlier = await messages.message_by_client_id(s, actor.user.id, client_msg_id)
         if earlier is not None:
             return _repeat(earlier, conversation_id)
@@ -131,13 +101,27 @@ async def do_send_message(
     if wait:
         raise RateLimited(wait)
     now = svc.clock.now()
+    rec = MessageRecord(
+        id=0, conversation_id=conversation_id, sender_id=actor.user.id,
+        sender_name=actor.user.display_name, kind=MessageKind.TEXT, body=text, created_at=now,
+        client_msg_id=client_msg_id, reply_to_id=reply_to,
+        reply_sender_name=quoted.sender_name if quoted else None,
+        reply_body=quoted.body if quoted else None,
+    )
     try:
-        async with svc.db.transaction() as s:
+        async with unit_of_work(svc) as work:
             msg_id = await messages.insert_message(
-                s, conversation_id=conversation_id, sender_id=actor.user.id, kind=MessageKind.TEXT,
+                work.s, conversation_id=conversation_id, sender_id=actor.user.id, kind=MessageKind.TEXT,
                 body=text, client_msg_id=client_msg_id, reply_to_id=reply_to, now=now,
             )
-            await receipts.raise_watermarks(s, conversation_id, actor.user.id, read_id=msg_id)
+            # The members as of this commit (the insert took the order lock): the membership
+            # check, and who hears it. One added meanwhile gets it; one gone cannot send.
+            members = await conversations.member_floors(work.s, conversation_id)
+            if actor.user.id not in members:
+                raise NotFound("No such conversation.")
+            await receipts.raise_watermarks(work.s, conversation_id, actor.user.id, read_id=msg_id)
+            rec = replace(rec, id=msg_id)
+            position = await append_message(work, rec, members)
     except Conflict:
         # The same client_msg_id committed by a concurrent request (double submit).
         async with svc.db.reading() as s:
@@ -145,38 +129,16 @@ async def do_send_message(
         if earlier is None:
             raise
         return _repeat(earlier, conversation_id)
-    rec = MessageRecord(
-        id=msg_id, conversation_id=conversation_id, sender_id=actor.user.id,
-        sender_name=actor.user.display_name, kind=MessageKind.TEXT, body=text, created_at=now,
-        client_msg_id=client_msg_id, reply_to_id=reply_to,
-        reply_sender_name=quoted.sender_name if quoted else None,
-        reply_body=quoted.body if quoted else None,
-    )
-    await publish_message(svc, rec, members)
-    return Sent(rec, True)
+    return Sent(rec, True, position)
 
 
 def _repeat(earlier: MessageRecord, conversation_id: int) -> Sent:
     if earlier.conversation_id != conversation_id:
         raise ActionError("client_msg_id_reused", "That client_msg_id was used for another conversation.", field="client_msg_id")
-    return Sent(earlier, False)
+    return Sent(earlier, False, 0)
 
 
 async def message_for(svc: Services, user: Staff, conversation_id: int, message_id: int) -> MessageRecord:
     """One message of a conversation I am in (the reply preview)."""
     _mine, rec = await access_message(svc, user, conversation_id, message_id)
     return rec
-
-
-async def messages_after(svc: Services, user: Staff, after_id: int, limit: int) -> list[MessageRecord]:
-    """What I missed: messages after ``after_id`` in my conversations, oldest first."""
-    async with svc.db.reading() as s:
-        return await messages.messages_after(s, user.id, after_id, limit)
-
-
-async def missed_messages(svc: Services, actor: Actor, after_id: int, page: int, cap: int) -> Missed:
-    """One page of what I missed after ``after_id``; ``too_many`` when more than ``cap`` wait."""
-    async with svc.db.reading() as s:
-        if await messages.count_messages_after(s, actor.user.id, after_id, cap) > cap:
-            return Missed([], True)
-        return Missed(await messages.messages_after(s, actor.user.id, after_id, page), False)

@@ -8,12 +8,11 @@ from datetime import datetime
 from app.actions import Actor
 from app.actions.access import access_conversation, access_message
 from app.actions.errors import NotFound
-from app.actions.frames import receipt_frame
-from app.realtime.events import Event
+from app.actions.stream import append_receipt, unit_of_work
 from app.records import MessageRecord, Staff
 from app.services import Services
 from app.store import conversations, messages, receipts
-from app.vocab import EventKind, MessageKind
+from app.vocab import MessageKind
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,8 @@ async def _move_watermarks(svc: Services, actor: Actor, conversation_id: int, *,
     by" lists); in bigger groups only the senders of the newly covered messages and my own
     other tabs do, or each message would cost members x members receipt frames.
     """
-    async with svc.db.transaction() as s:
+    async with unit_of_work(svc) as work:
+        s = work.s
         before = await access_conversation(s, actor.user, conversation_id)
         members = await conversations.member_floors(s, conversation_id)
         old_low = min(before.last_read_id, before.last_delivered_id)
@@ -59,7 +59,7 @@ async def _move_watermarks(svc: Services, actor: Actor, conversation_id: int, *,
         else:
             senders = await messages.senders_between(s, conversation_id, old_low, max(read, delivered))
             told = tuple({actor.user.id, *senders})
-    await svc.publish(Event(EventKind.RECEIPT, told, receipt_frame(conversation_id, actor.user.id, read, delivered)))
+        await append_receipt(work, conversation_id, actor.user.id, read, delivered, told)
     return True
 
 

@@ -20,6 +20,8 @@ class Event:
     except_socket: str | None = None
     # The process that published it (presence bookkeeping across instances).
     origin: str | None = None
+    # The change-stream position the frame carries (None: not a stream change).
+    position: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -30,6 +32,7 @@ class Event:
                 "session_ids": list(self.session_ids),
                 "except_socket": self.except_socket,
                 "origin": self.origin,
+                "position": self.position,
             },
             separators=(",", ":"),
         )
@@ -44,4 +47,5 @@ class Event:
             session_ids=tuple(str(x) for x in obj.get("session_ids", ())),
             except_socket=obj.get("except_socket"),
             origin=obj.get("origin"),
+            position=int(obj["position"]) if obj.get("position") is not None else None,
         )

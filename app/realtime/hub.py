@@ -23,8 +23,9 @@ class Connection(Protocol):
     user_id: int
     session_id: str
 
-    def offer(self, frame: str) -> bool:
-        """Queue a frame without waiting; False when the queue is full."""
+    def offer(self, frame: str, position: int | None = None) -> bool:
+        """Queue a frame (of the change at ``position``, if any) without waiting; False when
+        the queue is full."""
 
     def close_soon(self, code: int, reason: str) -> None:
         """Ask the connection to close with ``code``."""
@@ -96,7 +97,7 @@ class Hub:
         if not event.user_ids or not event.data:
             return
         frame = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
-        self.deliver(event.user_ids, frame, except_socket=event.except_socket)
+        self.deliver(event.user_ids, frame, except_socket=event.except_socket, position=event.position)
 
     def _hold_presence(self, event: Event) -> None:
         """Keep the newest state per (recipient here, subject); flush them together."""
@@ -138,12 +139,14 @@ class Hub:
                 del self.claims[user_id]
         return before != bool(self.claims.get(user_id))
 
-    def deliver(self, user_ids: tuple[int, ...] | list[int], frame: str, except_socket: str | None = None) -> None:
+    def deliver(
+        self, user_ids: tuple[int, ...] | list[int], frame: str, except_socket: str | None = None, position: int | None = None
+    ) -> None:
         for user_id in user_ids:
             for conn in list(self._by_user.get(user_id, {}).values()):
                 if conn.socket_id == except_socket:
                     continue
-                if not conn.offer(frame):
+                if not conn.offer(frame, position):
                     conn.close_soon(CLOSE_SLOW_CONSUMER, "slow consumer, resync")
 
     async def stop(self) -> None:

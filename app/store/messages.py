@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, text, update
+from sqlalchemy import Select, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.lib.clock import as_utc
 from app.records import MessageRecord
-from app.store.models import Conversation, Membership, Message, User
+from app.store.models import Conversation, Message, User
 from app.vocab import MessageKind
 
 _Sender = aliased(User)
@@ -75,25 +75,32 @@ async def message_by_client_id(
     return to_record(row) if row else None
 
 
+async def message_records(s: AsyncSession, message_ids: list[int]) -> list[MessageRecord]:
+    """The messages with these ids (those that still exist), in id order."""
+    rows = await s.execute(message_select().where(Message.id.in_(sorted(set(message_ids)))).order_by(Message.id))
+    return [to_record(r) for r in rows.all()]
+
+
 async def message_record(s: AsyncSession, message_id: int) -> MessageRecord | None:
     row = (await s.execute(message_select().where(Message.id == message_id))).first()
     return to_record(row) if row else None
 
 
 # Any constant shared by every MedChat process: the key of the advisory lock below.
-_MESSAGE_ORDER_LOCK = 0x6D656463  # "medc"
+_STREAM_ORDER_LOCK = 0x6D656463  # "medc"
 
 
-async def _commit_in_id_order(s: AsyncSession) -> None:
-    """Make message ids become visible in the order they were given.
+async def commit_in_position_order(s: AsyncSession) -> None:
+    """Make message ids and stream positions become visible in the order they were given.
 
-    Resume means "everything after id N": if id 101 could commit before id 100, a client
-    that saw 101 would never ask for 100. SQLite has one writer at a time, so its ids
-    already commit in order. On PostgreSQL, transactions that insert messages take one
-    transaction-scoped advisory lock, held until commit; the id is drawn after it.
+    Resume means "everything after position P": if position 101 could commit before 100, a
+    client that saw 101 would never ask for 100. SQLite has one writer at a time, so its
+    ids already commit in order. On PostgreSQL, transactions that insert messages or
+    changes take one transaction-scoped advisory lock, held until commit; ids and
+    positions are drawn after it. Taking it twice in one transaction is harmless.
     """
     if s.get_bind().dialect.name == "postgresql":
-        await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MESSAGE_ORDER_LOCK})
+        await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _STREAM_ORDER_LOCK})
 
 
 async def insert_message(
@@ -108,7 +115,7 @@ async def insert_message(
     now: datetime,
 ) -> int:
     """Insert a message and move the conversation's ``last_message_id``; return the id."""
-    await _commit_in_id_order(s)
+    await commit_in_position_order(s)
     msg = Message(
         conversation_id=conversation_id, sender_id=sender_id, kind=kind, body=body,
         client_msg_id=client_msg_id, reply_to_id=reply_to_id, created_at=now,
@@ -144,42 +151,3 @@ async def messages_page(
 def _hide_old_reply(rec: MessageRecord, history_from: int) -> MessageRecord:
     """A reply quoting a message from before the reader joined shows no quote text."""
     return rec.seen_from(history_from)
-
-
-def _my_current_membership(user_id: int) -> Any:
-    """Join condition: the message's conversation is one ``user_id`` is in now."""
-    return and_(
-        Membership.conversation_id == Message.conversation_id,
-        Membership.user_id == user_id,
-        Membership.left_at.is_(None),
-    )
-
-
-async def messages_after(
-    s: AsyncSession, user_id: int, after_id: int, limit: int
-) -> list[MessageRecord]:
-    """Messages after ``after_id`` in the conversations the user is in now (and from their
-    joining on), oldest first."""
-    stmt = (
-        message_select()
-        .join(Membership, _my_current_membership(user_id))
-        .add_columns(Membership.history_from_id)
-        .where(Message.id > after_id, Message.id > Membership.history_from_id)
-        .order_by(Message.id)
-        .limit(limit)
-    )
-    return [_hide_old_reply(to_record(r[:4]), r[4]) for r in (await s.execute(stmt)).all()]
-
-
-
-async def count_messages_after(s: AsyncSession, user_id: int, after_id: int, cap: int) -> int:
-    """How many messages after ``after_id`` in my conversations, counting at most ``cap + 1``."""
-    inner = (
-        select(Message.id)
-        .join(Membership, _my_current_membership(user_id))
-        .where(Message.id > after_id, Message.id > Membership.history_from_id)
-        .limit(cap + 1)
-        .subquery()
-    )
-    return int(await s.scalar(select(func.count()).select_from(inner)) or 0)
-

@@ -88,6 +88,9 @@ class Membership(Base):
     last_delivered_id: Mapped[int] = mapped_column(BigInteger, default=0)
     # Messages up to this id were sent before the member (last) joined: not theirs to see.
     history_from_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Changes of the stream at or below this position happened before the member (last)
+    # joined: not theirs (the change that added them is their first).
+    from_position: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -111,6 +114,28 @@ class Message(Base):
     reply_to_id: Mapped[int | None] = mapped_column(
         ForeignKey("messages.id", ondelete="SET NULL"), nullable=True
     )
+
+
+class Change(Base):
+    """One entry of the change stream: everything a member's device must learn of, in one
+    order (``position``) that commits in order. Resume is "every change after P in my
+    conversations" (app/store/changes.py). A message change names its message; a receipt
+    or removal names the member it is about (``user_id``); ``data`` holds the rest of the
+    frame as JSON (titles, member lists, watermarks)."""
+
+    __tablename__ = "changes"
+    __table_args__ = (
+        Index("ix_changes_conversation_position", "conversation_id", "position"),
+        Index("ix_changes_conversation_user_kind", "conversation_id", "user_id", "kind"),
+        Index("ix_changes_message_id", "message_id"),
+    )
+
+    position: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # ChangeKind
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    data: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class WatermarkMove(Base):

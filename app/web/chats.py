@@ -14,9 +14,10 @@ from app.actions.access import access_conversation
 from app.actions.conversations import GROUP_ADMIN_ROLES
 from app.actions.errors import ActionError, NotFound
 from app.actions.frames import message_dict
+from app.actions.stream import current_position
 from app.lib.tokens import new_client_msg_id
 from app.lib.usernames import is_username, normal_username
-from app.records import ConversationSummary, Staff
+from app.records import Staff
 from app.vocab import ConversationKind
 from app.web import confirmations
 from app.web.context import actor, current_actor, id_arg, login_required, svc
@@ -33,14 +34,12 @@ def _int_arg(name: str, *, minimum: int = 1) -> int | None:
 @bp.get("/chats")
 @login_required
 async def chat_list() -> str:
+    # The stream position the page's script resumes /ws from is read first: nothing the
+    # page shows is older than it, so nothing after it can be missing from the page.
+    position = await current_position(svc())
     convs = await conversations.list_conversations(svc(), actor().user)
     unread_total = sum(c.unread for c in convs)
-    return await render_template("chats/list.html", conversations=convs, unread_total=unread_total, last_id=_resume_point(convs), current_id=None)
-
-
-def _resume_point(convs: list[ConversationSummary]) -> int:
-    """The message id the page's script resumes /ws from: nothing newer is on the page."""
-    return max((c.last_message.id for c in convs if c.last_message), default=0)
+    return await render_template("chats/list.html", conversations=convs, unread_total=unread_total, position=position, current_id=None)
 
 
 def _search_args(source: MultiDict[str, str]) -> tuple[str, str, int]:
@@ -162,8 +161,8 @@ async def _conversation_page(conversation_id: int, *, body: str = "", client_msg
     before = _int_arg("before")
     auto = request.args.get("auto") == "1"
     count = _int_arg("n", minimum=0) or 0
-    # The list beside the conversation (two panes on a desktop) is read first, so the id the
-    # script resumes from is never newer than anything the page shows.
+    # The stream position the script resumes from is read before anything the page shows.
+    position = await current_position(svc())
     convs = await conversations.list_conversations(svc(), actor().user)
     view = await messages.view_conversation(svc(), actor(), conversation_id, before_id=before, mark_read=not auto and error is None)
     reply = None
@@ -181,7 +180,7 @@ async def _conversation_page(conversation_id: int, *, body: str = "", client_msg
         pane_url=url_for("chats.message_pane", conversation_id=conversation_id, auto=1, since=view.my_last_read_id, _anchor="bottom"),
         lock_after=svc().settings.session_idle_seconds + IDLE_LOCK_MARGIN_SECONDS,
         lock_url=url_for("chats.conversation", conversation_id=conversation_id, before=before, auto=1, n=count + 1),
-        conversations=convs, current_id=conversation_id, last_id=_resume_point(convs),
+        conversations=convs, current_id=conversation_id, position=position,
         unread_total=sum(c.unread for c in convs if c.id != conversation_id),
         members=[
             {"id": m.user_id, "name": m.display_name, "read": m.last_read_id, "delivered": m.last_delivered_id, "from": m.history_from_id}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import Coroutine
@@ -22,9 +21,10 @@ from app.actions import Actor
 from app.actions.auth import resolve_session
 from app.actions.errors import ActionError
 from app.actions.frames import message_dict
-from app.actions.messages import do_send_message, missed_messages
+from app.actions.messages import do_send_message
 from app.actions.presence import snapshot, socket_closed, socket_opened
 from app.actions.receipts import do_mark_delivered, do_mark_read
+from app.actions.stream import legacy_position, missed_changes
 from app.actions.typing import do_typing
 from app.lib.clock import Clock
 from app.lib.errors import Unavailable
@@ -78,14 +78,14 @@ class SocketConnection:
         self.closing: tuple[int, str] | None = None
         self.closed = asyncio.Event()
         self.resuming = False
-        self.held: list[str] = []
+        self.held: list[tuple[str, int | None]] = []
         self.last_heard = self.clock.monotonic()
 
-    def offer(self, frame: str) -> bool:
+    def offer(self, frame: str, position: int | None = None) -> bool:
         if self.closing is not None:
             return True
         if self.resuming:
-            self.held.append(frame)
+            self.held.append((frame, position))
             return len(self.held) <= self.queue.maxsize
         try:
             self.queue.put_nowait(frame)
@@ -181,14 +181,17 @@ class SocketHandler:
 
     async def run(self) -> None:
         conn, hub = self.conn, self.svc.hub
-        after = parse_position(websocket.args.get("after", ""))
-        conn.resuming = after is not None
+        since = parse_position(websocket.args.get("since", ""))
+        # v1 clients resume after a message id (docs/protocol.md, migration).
+        legacy_after = None if since is not None else parse_position(websocket.args.get("after", ""))
+        resume = (since, None) if since is not None else (None, legacy_after) if legacy_after is not None else None
+        conn.resuming = resume is not None
         first = hub.add(conn)
         # The resume runs in the receive task: closing the socket (slow consumer, heartbeat,
         # session end) cancels it even when the peer stopped reading in the middle of it.
         tasks = [
             asyncio.create_task(self._guarded(self._send_loop()), name="ws-send"),
-            asyncio.create_task(self._guarded(self._receive_loop(after)), name="ws-receive"),
+            asyncio.create_task(self._guarded(self._receive_loop(resume)), name="ws-receive"),
             asyncio.create_task(self._guarded(self._heartbeat()), name="ws-heartbeat"),
         ]
         try:
@@ -262,10 +265,10 @@ class SocketHandler:
                 frame = "[" + ",".join(frames) + "]"
             await websocket.send(frame)
 
-    async def _receive_loop(self, resume_after: int | None) -> None:
+    async def _receive_loop(self, resume: tuple[int | None, int | None] | None) -> None:
         limit = self.settings.ws_max_message_bytes
-        if resume_after is not None:
-            await self._resume(resume_after)  # before reading frames: one resume at a time
+        if resume is not None:
+            await self._resume(*resume)  # before reading frames: one resume at a time
         while True:
             raw = await websocket.receive()
             self.conn.last_heard = self.clock.monotonic()
@@ -301,14 +304,17 @@ class SocketHandler:
         if isinstance(frame, Pong):
             return
         if isinstance(frame, Sync):
-            await self._resume(frame.after_id)
+            await self._resume(frame.since, frame.after_id)
             return
         await self._activity()
         if self.conn.closing is not None:
             return  # the session ended (or the socket is closing): the frame does nothing
         if isinstance(frame, Send):
             sent = await do_send_message(self.svc, self.actor, frame.conversation_id, frame.body, frame.client_msg_id, frame.reply_to)
-            self._reply(dumps({"type": "ack", "client_msg_id": frame.client_msg_id, "message": message_dict(sent.message), "duplicate": not sent.created}))
+            self._reply(dumps({
+                "type": "ack", "client_msg_id": frame.client_msg_id, "message": message_dict(sent.message),
+                "duplicate": not sent.created, "position": sent.position,
+            }))
         elif isinstance(frame, Watermark):
             if frame.kind == "read":
                 await do_mark_read(self.svc, self.actor, frame.conversation_id, frame.up_to_id)
@@ -334,41 +340,42 @@ class SocketHandler:
                 self.conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
                 return
 
-    async def _resume(self, after_id: int) -> None:
-        """Send everything after ``after_id`` in order, holding live events meanwhile."""
+    async def _resume(self, since: int | None, legacy_after: int | None = None) -> None:
+        """Send every change after position ``since`` in order, holding live events meanwhile.
+
+        A v1 client gives a message id instead (``legacy_after``): it resumes from that
+        message's position and its sync pages also carry ``messages`` and ``last_id``.
+        """
         conn = self.conn
         conn.resuming = True
-        last = after_id
         sent: set[int] = set()
         page, cap = self.settings.ws_resume_page, self.settings.ws_resume_max
         try:
+            last = since if since is not None else await legacy_position(self.svc, legacy_after or 0)
+            last_id = legacy_after or 0
             while True:
-                missed = await missed_messages(self.svc, self.actor, last, page, cap)
+                missed = await missed_changes(self.svc, self.actor.user, last, page, cap)
                 if missed.too_many:
                     # What was held (acks, errors, the presence snapshot, live events) follows.
                     await conn.queue.put(dumps({"type": "resync", "reason": "too_far_behind"}))
                     return
-                if missed.messages:
-                    last = missed.messages[-1].id
-                    sent.update(m.id for m in missed.messages)
-                done = len(missed.messages) < page
-                await conn.queue.put(dumps({"type": "sync", "messages": [message_dict(m) for m in missed.messages], "done": done, "last_id": last}))
-                if done:
+                last = missed.position
+                sent.update(missed.positions)
+                frame: dict[str, Any] = {"type": "sync", "changes": missed.frames, "done": missed.complete, "position": last}
+                if since is None:
+                    last_id = max([last_id, *(m.id for m in missed.messages)])
+                    frame.update(messages=[message_dict(m) for m in missed.messages], last_id=last_id)
+                await conn.queue.put(dumps(frame))
+                if missed.complete:
                     break
         finally:
             held, conn.held = conn.held, []
             conn.resuming = False
-            for frame in held:
-                # Skip exactly what a sync page carried. Not "id <= last": a lower id that
-                # committed after the page was read is held here and must still go out.
-                if _message_id(frame) in sent:
+            for frame_text, position in held:
+                # Skip exactly what a sync page carried. Not "position <= last": a change
+                # that committed after the page was read is held here and must still go out.
+                if position is not None and position in sent:
                     continue
-                if not conn.offer(frame):
+                if not conn.offer(frame_text, position):
                     conn.close_soon(CLOSE_SLOW_CONSUMER, "slow consumer, resync")
                     break
-
-
-def _message_id(frame: str) -> int | None:
-    if not frame.startswith('{"type":"message"'):
-        return None
-    return int(json.loads(frame)["message"]["id"])

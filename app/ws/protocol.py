@@ -46,7 +46,8 @@ class Send:
 
 @dataclass(frozen=True)
 class Sync:
-    after_id: int
+    since: int | None  # a position (v2)
+    after_id: int | None = None  # a message id (v1 clients)
 
 
 @dataclass(frozen=True)
@@ -109,9 +110,11 @@ def parse_frame(raw: str | bytes) -> ClientFrame:
         assert conversation_id is not None
         return Send(obj["client_msg_id"], conversation_id, obj["body"], reply_to)
     if kind == "sync":
-        after = _id(obj, "after_id", zero_ok=True)
-        assert after is not None
-        return Sync(after)
+        if ("since" in obj) == ("after_id" in obj):
+            raise FrameError("bad_field", "sync needs since (or, from older clients, after_id).")
+        if "since" in obj:
+            return Sync(_id(obj, "since", zero_ok=True))
+        return Sync(None, _id(obj, "after_id", zero_ok=True))
     if kind in ("read", "delivered"):
         conversation_id = _id(obj, "conversation_id")
         up_to = _id(obj, "up_to_id")

@@ -30,7 +30,7 @@ if (!me) {
   setupConfirmations();
   setupCopyButtons();
   setupInstallButton();
-  const root = document.querySelector('[data-last-id]');
+  const root = document.querySelector('[data-position]');
   if (root && 'WebSocket' in window) startLive(root);
 }
 
@@ -43,7 +43,7 @@ function startLive(root) {
   const currentId = section ? Number(section.dataset.conversationId) : null;
   const listElement = document.getElementById('chat-list');
   const chatList = listElement ? new ChatList(listElement, { me, currentId }) : null;
-  const resume = new ResumePoint(root.dataset.lastId);
+  const resume = new ResumePoint(root.dataset.position);
 
   let conversation = null;
   const outbox = new Outbox({
@@ -67,7 +67,6 @@ function startLive(root) {
   };
 
   const handleMessage = (m) => {
-    resume.seen(m.id);
     const fromOther = m.sender_id !== me;
     if (!fromOther && m.client_msg_id) outbox.done(m.client_msg_id);  // stored: an event is as good as the ack
     const shownHere = conversation ? conversation.onMessage(m) && !conversation.historical : false;
@@ -81,6 +80,8 @@ function startLive(root) {
   };
 
   const onFrame = (frame) => {
+    // Every change of the stream carries its position: the point to resume from.
+    if (frame.type !== 'sync' && typeof frame.position === 'number') resume.seen(frame.position);
     switch (frame.type) {
       case 'hello':
         if (chatList) {
@@ -101,8 +102,10 @@ function startLive(root) {
         handleMessage(frame.message);
         break;
       case 'sync':
-        for (const m of frame.messages || []) handleMessage(m);
-        if (frame.done) resume.seen(frame.last_id);
+        // What happened while this tab was away, oldest first, each change as it would
+        // have come live: messages, receipts, renames, members added and removed.
+        for (const change of frame.changes || []) onFrame(change);
+        if (frame.done) resume.seen(frame.position);
         break;
       case 'receipt':
         if (conversation) conversation.onReceipt(frame);

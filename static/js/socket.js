@@ -1,6 +1,6 @@
 // @ts-check
 // One WebSocket per tab to /ws (docs/protocol.md): reconnect with jittered exponential
-// back-off, resume with ?after=<id>, answer ping with pong, follow the close codes.
+// back-off, resume with ?since=<position>, answer ping with pong, follow the close codes.
 
 const CLOSE_SESSION_ENDED = 4401;
 const BASE_DELAY = 500;
@@ -8,9 +8,10 @@ const MAX_DELAY = 30000;
 const SETTLE_MS = 3000;
 
 /**
- * Which message id to resume from. Events of concurrent sends may arrive slightly out of
- * id order, so the ids seen in the last seconds before a drop are not trusted: resuming a
- * little early only re-sends messages the page already has (it skips known ids).
+ * Which stream position to resume from. Positions commit in order, but the events of
+ * concurrent changes may arrive slightly out of order, so the positions seen in the last
+ * seconds before a drop are not trusted: resuming a little early only repeats changes the
+ * page already has (it skips known messages; receipts and renames are idempotent).
  */
 export class ResumePoint {
   constructor(initial) {
@@ -36,7 +37,7 @@ export class ResumePoint {
     this.recent = keep;
   }
 
-  /** The id to ask "everything after" for, given when the connection was lost. */
+  /** The position to ask "everything after" for, given when the connection was lost. */
   resumeFrom(lostAt = Date.now()) {
     this.fold(lostAt - SETTLE_MS);
     return this.settled;
@@ -99,7 +100,7 @@ export class Socket {
     const after = this.resume.resumeFrom(this.lostAt);
     let ws;
     try {
-      ws = new WebSocket(`${proto}//${location.host}/ws?after=${after}&batch=1`);
+      ws = new WebSocket(`${proto}//${location.host}/ws?since=${after}&batch=1`);
     } catch {
       this.scheduleReconnect();
       return;
@@ -141,7 +142,7 @@ export class Socket {
         this.setState('open');
         break;
       case 'sync_needed':
-        this.send({ type: 'sync', after_id: this.resume.resumeFrom(Date.now()) });
+        this.send({ type: 'sync', since: this.resume.resumeFrom(Date.now()) });
         return;
       case 'resync':
         // Too far behind to catch up frame by frame: the page from the server is the truth.

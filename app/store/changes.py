@@ -1,0 +1,137 @@
+"""The change stream: one increasing position per change a member can see, committed in order.
+
+Synapse's stream positions are the model. A change is written in the same transaction as
+what it describes; resume is "every change after position P in my conversations" with the
+member's floor (``Membership.from_position``): nothing from before they (last) joined, and
+after a removal only the change that removed them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.store.messages import commit_in_position_order
+from app.store.models import Change, Membership
+from app.vocab import ChangeKind
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    """One change as a member reads it back (``history_from_id``: their message floor)."""
+
+    position: int
+    conversation_id: int
+    kind: str
+    message_id: int | None
+    user_id: int | None
+    data: dict[str, Any]
+    history_from_id: int
+
+
+async def append(
+    s: AsyncSession,
+    conversation_id: int,
+    kind: ChangeKind,
+    *,
+    message_id: int | None = None,
+    user_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> int:
+    """Add a change in the caller's transaction; return its position.
+
+    A receipt replaces the member's earlier receipt in that conversation: watermarks only
+    move up, so a device that was away needs only the newest (they collapse on write).
+    """
+    await commit_in_position_order(s)
+    if kind == ChangeKind.RECEIPT:
+        await s.execute(
+            delete(Change).where(
+                Change.conversation_id == conversation_id, Change.user_id == user_id, Change.kind == ChangeKind.RECEIPT
+            )
+        )
+    row = Change(
+        conversation_id=conversation_id, kind=kind, message_id=message_id, user_id=user_id,
+        data=json.dumps(data, separators=(",", ":")) if data else "",
+    )
+    s.add(row)
+    await s.flush()
+    return row.position
+
+
+async def set_floor(s: AsyncSession, conversation_id: int, user_ids: list[int], from_position: int) -> None:
+    """The stream starts after ``from_position`` for these (new or returning) members."""
+    if user_ids:
+        await s.execute(
+            update(Membership)
+            .where(Membership.conversation_id == conversation_id, Membership.user_id.in_(user_ids))
+            .values(from_position=from_position)
+        )
+
+
+async def current_position(s: AsyncSession) -> int:
+    """The newest committed position (a page read after it shows everything up to it)."""
+    return int(await s.scalar(select(func.max(Change.position))) or 0)
+
+
+async def position_of_message(s: AsyncSession, message_id: int) -> int:
+    """Where a v1 client's "after message id N" starts in the stream: the position of the
+    newest message change at or below N (message ids and positions commit in the same order)."""
+    if message_id <= 0:
+        return 0
+    found = await s.scalar(
+        select(Change.position)
+        .where(Change.kind == ChangeKind.MESSAGE, Change.message_id <= message_id)
+        .order_by(Change.message_id.desc())
+        .limit(1)
+    )
+    return int(found or 0)
+
+
+def _visible_to(user_id: int) -> Any:
+    """Join condition: a change of a conversation I am in, after my floor; once I am gone,
+    only the change that removed me."""
+    return and_(
+        Membership.conversation_id == Change.conversation_id,
+        Membership.user_id == user_id,
+        Change.position > Membership.from_position,
+        or_(
+            Membership.left_at.is_(None),
+            and_(Change.kind == ChangeKind.MEMBER_REMOVED, Change.user_id == user_id),
+        ),
+    )
+
+
+async def changes_after(s: AsyncSession, user_id: int, since: int, limit: int) -> list[ChangeRow]:
+    """Up to ``limit`` changes after ``since`` that ``user_id`` may see, in position order."""
+    rows = await s.execute(
+        select(
+            Change.position, Change.conversation_id, Change.kind, Change.message_id, Change.user_id,
+            Change.data, Membership.history_from_id,
+        )
+        .join(Membership, _visible_to(user_id))
+        .where(Change.position > since)
+        .order_by(Change.position)
+        .limit(limit)
+    )
+    return [
+        ChangeRow(position=r[0], conversation_id=r[1], kind=r[2], message_id=r[3], user_id=r[4],
+                  data=json.loads(r[5]) if r[5] else {}, history_from_id=r[6])
+        for r in rows.all()
+    ]
+
+
+async def count_after(s: AsyncSession, user_id: int, since: int, cap: int) -> int:
+    """How many changes after ``since`` ``user_id`` may see, counting at most ``cap + 1``."""
+    inner = (
+        select(Change.position)
+        .join(Membership, _visible_to(user_id))
+        .where(Change.position > since)
+        .limit(cap + 1)
+        .subquery()
+    )
+    return int(await s.scalar(select(func.count()).select_from(inner)) or 0)
