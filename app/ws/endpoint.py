@@ -301,7 +301,9 @@ class SocketHandler:
         if isinstance(frame, Pong):
             return
         if isinstance(frame, Sync):
-            await self._resume(frame.after_id)
+            # v1 resumes by message id; a v2 `since` (a position) replays from the start until
+            # the change stream serves it (issue 10): more than needed, never a gap.
+            await self._resume(frame.after_id if frame.after_id is not None else 0)
             return
         await self._activity()
         if self.conn.closing is not None:
