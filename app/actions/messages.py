@@ -13,7 +13,7 @@ from app.lib.text import TextError, clean_body
 from app.lib.tokens import is_client_msg_id
 from app.records import ConversationDetail, MessageRecord, Staff
 from app.services import Services
-from app.store import conversations, messages, receipts
+from app.store import changes, conversations, messages, receipts
 from app.store.db import Conflict, Session
 from app.vocab import MessageKind
 
@@ -32,7 +32,7 @@ class ConversationView:
 class Sent:
     message: MessageRecord
     created: bool  # False: a repeat of a client_msg_id already stored
-    position: int  # the message's change in the stream (0 for a repeat: see its first ack)
+    position: int  # the message's change in the stream
 
 
 async def view_conversation(
@@ -90,7 +90,7 @@ async def do_send_message(
     async with svc.db.reading() as s:
         earlier = await messages.message_by_client_id(s, actor.user.id, client_msg_id)
         if earlier is not None:
-            return _repeat(earlier, conversation_id)
+            return _repeat(earlier, conversation_id, await changes.position_of_message(s, earlier.id))
         quoted = None
         if reply_to is not None:
             try:
@@ -126,16 +126,17 @@ async def do_send_message(
         # The same client_msg_id committed by a concurrent request (double submit).
         async with svc.db.reading() as s:
             earlier = await messages.message_by_client_id(s, actor.user.id, client_msg_id)
+            position = await changes.position_of_message(s, earlier.id) if earlier is not None else 0
         if earlier is None:
             raise
-        return _repeat(earlier, conversation_id)
+        return _repeat(earlier, conversation_id, position)
     return Sent(rec, True, position)
 
 
-def _repeat(earlier: MessageRecord, conversation_id: int) -> Sent:
+def _repeat(earlier: MessageRecord, conversation_id: int, position: int) -> Sent:
     if earlier.conversation_id != conversation_id:
         raise ActionError("client_msg_id_reused", "That client_msg_id was used for another conversation.", field="client_msg_id")
-    return Sent(earlier, False, 0)
+    return Sent(earlier, False, position)
 
 
 async def message_for(svc: Services, user: Staff, conversation_id: int, message_id: int) -> MessageRecord:

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from app.actions.frames import conversation_frame, message_frame, receipt_frame
+from app.actions.frames import message_frame, receipt_frame, stored_conversation_frame
 from app.realtime.events import Event
 from app.records import MessageRecord, Staff
 from app.services import Services
@@ -104,18 +104,16 @@ async def append_conversation(
     one member removed (``user_ids``), who gets this change and nothing after it. For the
     members in ``starts`` (created, or just added) the stream of the conversation begins
     with this change."""
-    extra: dict[str, Any] = {}
-    if user_ids is not None:
-        extra["user_ids"] = user_ids
-    if history_from_id is not None:
-        extra["history_from_id"] = history_from_id
-    frame = conversation_frame(str(kind), conversation_id, conversation_kind, title, **extra)
     subject = user_ids[0] if kind == ChangeKind.MEMBER_REMOVED and user_ids else None
-    data = {k: v for k, v in frame.items() if k != "type"}
+    data: dict[str, Any] = {"event": str(kind), "conversation": {"id": conversation_id, "kind": conversation_kind, "title": title}}
+    if user_ids is not None:
+        data["user_ids"] = user_ids
+    if history_from_id is not None:
+        data["history_from_id"] = history_from_id
     position = await changes.append(work.s, conversation_id, kind, user_id=subject, data=data)
     if starts:
         await changes.set_floor(work.s, conversation_id, starts, position - 1)
-    frame["position"] = position
+    frame = stored_conversation_frame(position, data)
     work.on_commit(Event(EventKind.CONVERSATION, tuple(sorted(set(told))), frame, position=position))
     return position
 
@@ -167,6 +165,6 @@ async def missed_changes(svc: Services, user: Staff, since: int, page: int, cap:
         elif r.kind == ChangeKind.RECEIPT:
             frames.append(receipt_frame(r.conversation_id, r.user_id or 0, int(r.data["read_id"]), int(r.data["delivered_id"]), r.position))
         else:
-            frames.append({"type": "conversation", "position": r.position, **r.data})
+            frames.append(stored_conversation_frame(r.position, r.data))
         positions.append(r.position)
     return Missed(frames, positions, found, rows[-1].position if rows else since, False, len(rows) < page)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections import defaultdict
 from typing import Any, Protocol
 
 from app.lib.clock import Clock
+from app.protocol import dumps
 from app.realtime.events import Event
 from app.vocab import CloseCode, EventKind
 
@@ -92,11 +92,11 @@ class Hub:
                 self._hold_presence(event)
                 return
         if event.kind == EventKind.SYNC_NEEDED:
-            self.broadcast(json.dumps({"type": "sync_needed"}))
+            self.broadcast(dumps({"type": "sync_needed"}))
             return
         if not event.user_ids or not event.data:
             return
-        frame = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
+        frame = dumps(event.data)
         self.deliver(event.user_ids, frame, except_socket=event.except_socket, position=event.position)
 
     def _hold_presence(self, event: Event) -> None:
@@ -118,13 +118,13 @@ class Hub:
         pending, self._presence_pending = self._presence_pending, defaultdict(dict)
         for recipient, changes in pending.items():
             if len(changes) == 1:
-                frame = json.dumps(next(iter(changes.values())), separators=(",", ":"))
+                frame = dumps(next(iter(changes.values())))
             else:
                 users = [
                     {"user_id": d["user_id"], "online": d["online"], "last_seen": d["last_seen"]}
                     for d in changes.values()
                 ]
-                frame = json.dumps({"type": "presence_batch", "users": users}, separators=(",", ":"))
+                frame = dumps({"type": "presence_batch", "users": users})
             self.deliver([recipient], frame)
 
     def _presence_changed(self, event: Event) -> bool:

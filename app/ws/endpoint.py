@@ -31,12 +31,7 @@ from app.lib.errors import Unavailable
 from app.lib.forwarded import peer_address
 from app.lib.ids import parse_position
 from app.lib.ratelimit import TokenBuckets
-from app.services import Services
-from app.ws.access_log import redact_access_log
-from app.ws.deflate import disable_permessage_deflate
-from app.ws.frame_limit import refuse_oversized_frames
-from app.ws.plain_http import http1_only_on_plain_http
-from app.ws.protocol import (
+from app.protocol import (
     CLOSE_HEARTBEAT,
     CLOSE_SESSION_ENDED,
     CLOSE_SLOW_CONSUMER,
@@ -51,6 +46,11 @@ from app.ws.protocol import (
     error_frame,
     parse_frame,
 )
+from app.services import Services
+from app.ws.access_log import redact_access_log
+from app.ws.deflate import disable_permessage_deflate
+from app.ws.frame_limit import refuse_oversized_frames
+from app.ws.plain_http import http1_only_on_plain_http
 from app.ws.tls_buffer import shrink_tls_read_buffer
 from app.ws.tls_close import quiet_tls_close
 

@@ -312,7 +312,7 @@ SURROGATE_FRAMES: list[tuple[dict[str, Any], str | None]] = [
 
 @pytest.mark.parametrize(("frame", "code"), SURROGATE_FRAMES)
 def test_parsing_never_keeps_a_lone_surrogate_to_echo(frame: dict[str, Any], code: str | None) -> None:
-    from app.ws.protocol import FrameError, parse_frame
+    from app.protocol import FrameError, parse_frame
 
     if code is None:
         parse_frame(json.dumps(frame))
@@ -323,7 +323,7 @@ def test_parsing_never_keeps_a_lone_surrogate_to_echo(frame: dict[str, Any], cod
 
 
 def test_error_frames_and_dumps_are_always_utf8() -> None:
-    from app.ws.protocol import dumps, error_frame
+    from app.protocol import dumps, error_frame
 
     frame = error_frame("bad_body", "no", "ref\ud800", detail="x\udfff")
     frame.encode("utf-8")  # no UnicodeEncodeError

@@ -1,4 +1,4 @@
-"""The wire protocol as declared types (app/ws/protocol.py) against docs/protocol.md.
+"""The wire protocol as declared types (app/protocol.py) against docs/protocol.md.
 
 One schema test per frame type (the idea of Zulip's event_schema): a valid example of every
 server frame encodes to exactly its documented keys and decodes back; every client frame
@@ -17,9 +17,9 @@ from typing import Any
 import msgspec
 import pytest
 
+from app import protocol as p
 from app.actions.frames import message_dict
 from app.records import MessageRecord
-from app.ws import protocol as p
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text(encoding="utf-8")
 
