@@ -1,4 +1,4 @@
-"""Encode/decode speed of the wire protocol: msgspec Structs (app/ws/protocol.py) vs stdlib json.
+"""Encode/decode speed of the wire protocol: msgspec Structs (app/protocol.py) vs stdlib json.
 
     .venv/bin/python bench/protocol_speed.py [--repeat 7] [--number 20000]
 
