@@ -29,8 +29,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
 
     from app.lib.clock import Clock
     from app.lib.passwords import PasswordHashing
-    from app.lib.ratelimit import ChangeThrottle, TokenBuckets
+    from app.lib.ratelimit import ChangeThrottle
     from app.realtime.hub import Hub
+    from app.realtime.ratelimit import SharedLimits
     from app.services import Services
     from app.store.db import Database
 
@@ -51,9 +52,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         passwords=app.config.get("PASSWORD_HASHING") or PasswordHashing(
             settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
         ),
-        message_buckets=TokenBuckets(
-            settings.message_rate, settings.message_rate_period_seconds,
-            settings.message_burst, clock.monotonic,
+        message_buckets=SharedLimits(
+            "messages", settings.message_rate, settings.message_rate_period_seconds, settings.message_burst,
+            clock.monotonic, settings.redis_url, settings.rate_limit_key_prefix,
+        ),
+        handshake_buckets=SharedLimits(
+            "handshakes", settings.ws_handshakes_per_minute, 60, settings.ws_handshakes_per_minute,
+            clock.monotonic, settings.redis_url, settings.rate_limit_key_prefix,
         ),
         typing_throttle=ChangeThrottle(settings.typing_min_interval_seconds, clock.monotonic),
     )
@@ -80,6 +85,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
                 await sweep
         await services.broker.stop()
         await hub.stop()
+        await services.message_buckets.close()
+        await services.handshake_buckets.close()
         await services.db.dispose()
 
     from app.web import register_web
