@@ -69,6 +69,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         if settings.migrate_on_start:
             await services.db.upgrade_to_head()
         await services.broker.start(hub.handle)
+        if settings.redis_url:  # other processes exist only with Redis
+            from app.actions.presence import keep_presence_alive
+
+            app.extensions["medchat_presence_heartbeat"] = asyncio.create_task(
+                keep_presence_alive(services), name="presence-heartbeat"
+            )
         if settings.session_sweep_seconds:
             from app.actions.auth import sweep_sessions_forever
 
@@ -78,11 +84,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
 
     @app.after_serving
     async def _close() -> None:
-        sweep = app.extensions.get("medchat_session_sweep")
-        if sweep is not None:
-            sweep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweep
+        for name in ("medchat_session_sweep", "medchat_presence_heartbeat"):
+            task = app.extensions.get(name)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if "medchat_presence_heartbeat" in app.extensions:
+            from app.actions.presence import depart
+
+            await depart(services)
         await services.broker.stop()
         await hub.stop()
         await services.message_buckets.close()
