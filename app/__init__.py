@@ -29,8 +29,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
 
     from app.lib.clock import Clock
     from app.lib.passwords import PasswordHashing
-    from app.lib.ratelimit import ChangeThrottle, TokenBuckets
+    from app.lib.ratelimit import ChangeThrottle
     from app.realtime.hub import Hub
+    from app.realtime.ratelimit import SharedLimits
     from app.services import Services
     from app.store.db import Database
 
@@ -51,9 +52,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         passwords=app.config.get("PASSWORD_HASHING") or PasswordHashing(
             settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
         ),
-        message_buckets=TokenBuckets(
-            settings.message_rate, settings.message_rate_period_seconds,
-            settings.message_burst, clock.monotonic,
+        message_buckets=SharedLimits(
+            "messages", settings.message_rate, settings.message_rate_period_seconds, settings.message_burst,
+            clock.monotonic, settings.redis_url, settings.rate_limit_key_prefix,
+        ),
+        handshake_buckets=SharedLimits(
+            "handshakes", settings.ws_handshakes_per_minute, 60, settings.ws_handshakes_per_minute,
+            clock.monotonic, settings.redis_url, settings.rate_limit_key_prefix,
         ),
         typing_throttle=ChangeThrottle(settings.typing_min_interval_seconds, clock.monotonic),
     )
@@ -64,6 +69,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         if settings.migrate_on_start:
             await services.db.upgrade_to_head()
         await services.broker.start(hub.handle)
+        if settings.redis_url:  # other processes exist only with Redis
+            from app.actions.presence import keep_presence_alive
+
+            app.extensions["medchat_presence_heartbeat"] = asyncio.create_task(
+                keep_presence_alive(services), name="presence-heartbeat"
+            )
         if settings.session_sweep_seconds:
             from app.actions.auth import sweep_sessions_forever
 
@@ -73,13 +84,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
 
     @app.after_serving
     async def _close() -> None:
-        sweep = app.extensions.get("medchat_session_sweep")
-        if sweep is not None:
-            sweep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweep
+        for name in ("medchat_session_sweep", "medchat_presence_heartbeat"):
+            task = app.extensions.get(name)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if "medchat_presence_heartbeat" in app.extensions:
+            from app.actions.presence import depart
+
+            await depart(services)
         await services.broker.stop()
         await hub.stop()
+        await services.message_buckets.close()
+        await services.handshake_buckets.close()
         await services.db.dispose()
 
     from app.web import register_web

@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_POOL_SIZE": 10,
     # Broker. None means the in-process broker (one Hypercorn process).
     "REDIS_URL": None,
+    # With REDIS_URL: the prefix of the keys the shared rate limits (messages, WebSocket
+    # handshakes) count in, so that two MedChat installations can share one Redis.
+    "RATE_LIMIT_KEY_PREFIX": "medchat:limits",
     # Sessions (seconds).
     "SESSION_IDLE_SECONDS": 30 * 60,
     "SESSION_MAX_SECONDS": 12 * 60 * 60,
@@ -94,6 +97,9 @@ DEFAULTS: dict[str, Any] = {
     # A user's last socket on a process closed: "offline" only if none came back this soon
     # (a reload does not flash "offline").
     "PRESENCE_GRACE_SECONDS": 5.0,
+    # With REDIS_URL: each process says it is alive every third of this; the others drop the
+    # presence of a process not heard from for this long (it died), as if it had said "offline".
+    "PRESENCE_INSTANCE_TTL_SECONDS": 30.0,
     # Receipts go to every member in conversations up to this size; in bigger groups only
     # to the senders whose ticks changed.
     "RECEIPTS_ALL_MEMBERS_MAX": 50,

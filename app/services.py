@@ -8,10 +8,11 @@ from typing import Any
 
 from app.lib.clock import Clock
 from app.lib.passwords import PasswordHashing, PasswordPolicy
-from app.lib.ratelimit import ChangeThrottle, TokenBuckets
+from app.lib.ratelimit import ChangeThrottle
 from app.realtime.broker import Broker
 from app.realtime.events import Event
 from app.realtime.hub import Hub
+from app.realtime.ratelimit import SharedLimits
 from app.settings import Settings
 from app.store.db import Database
 
@@ -25,7 +26,9 @@ class Services:
     hub: Hub
     clock: Clock
     passwords: PasswordHashing
-    message_buckets: TokenBuckets
+    # Shared by every process through Redis when REDIS_URL is set (app/realtime/ratelimit.py).
+    message_buckets: SharedLimits
+    handshake_buckets: SharedLimits
     typing_throttle: ChangeThrottle
     published: list[Event] = field(default_factory=list)  # filled only when recording
 

@@ -23,6 +23,7 @@ class Settings:
     database_url: str  # load_config fills the SQLite default
     database_pool_size: int
     redis_url: str | None
+    rate_limit_key_prefix: str
     session_idle_seconds: int
     session_max_seconds: int
     session_touch_seconds: float
@@ -65,6 +66,7 @@ class Settings:
     presence_max_group: int
     presence_batch_seconds: float
     presence_grace_seconds: float
+    presence_instance_ttl_seconds: float
     receipts_all_members_max: int
     argon2_memory_kib: int
     argon2_time_cost: int

@@ -54,6 +54,10 @@ class EventKind(StrEnum):
     PRESENCE = "presence"
     SESSION_ENDED = "session_ended"
     SYNC_NEEDED = "sync_needed"
+    # A process says it is alive (every third of PRESENCE_INSTANCE_TTL_SECONDS) or that it
+    # is stopping; ``origin`` is its hub's ``instance_id``. Never sent to a socket.
+    INSTANCE_ALIVE = "instance_alive"
+    INSTANCE_GONE = "instance_gone"
 
 
 class ChangeKind(StrEnum):

@@ -97,7 +97,7 @@ async def do_send_message(
                 _mine, quoted = await access_message(s, actor.user, conversation_id, reply_to)
             except NotFound as exc:
                 raise ActionError("bad_reply_to", "The message you reply to is not in this conversation.", field="reply_to") from exc
-    wait = svc.message_buckets.take(actor.user.id)
+    wait = await svc.message_buckets.take(actor.user.id)
     if wait:
         raise RateLimited(wait)
     now = svc.clock.now()

@@ -11,10 +11,17 @@ socket opened or closed.
   announces "offline" only if no socket of that user came back meanwhile (``socket_closed``),
   so a reload does not flash "offline". The offline announcement writes ``last_seen``.
 - **A new socket** gets a snapshot of all its contacts (``snapshot``), then changes only.
+- **A process that dies** leaves claims behind. With Redis each process says it is alive
+  every third of ``PRESENCE_INSTANCE_TTL_SECONDS`` (``keep_presence_alive``); each process
+  takes back, as ordinary "offline" events handed to its own hub, the claims of a process
+  not heard from for that long, and at once those of one that said it is stopping
+  (``depart``). Each surviving process writes ``last_seen`` for them (the same instant).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +31,8 @@ from app.realtime.events import Event
 from app.services import Services
 from app.store import conversations, staff
 from app.vocab import EventKind
+
+log = logging.getLogger("medchat.presence")
 
 
 async def contacts(svc: Services, user_id: int) -> list[int]:
@@ -88,6 +97,50 @@ async def socket_closed(svc: Services, user_id: int, last: bool) -> None:
     await svc.clock.sleep(svc.settings.presence_grace_seconds)
     if not svc.hub.has_local(user_id):
         await announce_presence(svc, user_id, False, svc.hub.instance_id)
+
+
+async def take_back_silent_claims(svc: Services) -> None:
+    """Turn the claims of processes not heard from (or departed) into "offline" here.
+
+    Each process does this for its own hub (nothing is published): the event is the one the
+    silent process would have sent, so the hub's change detection and batching apply.
+    """
+    for origin, users in svc.hub.silent_instances(svc.settings.presence_instance_ttl_seconds).items():
+        for user_id in users:
+            still_online = bool(svc.hub.claims.get(user_id, set()) - {origin}) or svc.hub.has_local(user_id)
+            now = svc.clock.now()
+            if not still_online:
+                async with svc.db.transaction() as s:
+                    await staff.set_last_seen(s, user_id, now)
+            ids = await contacts(svc, user_id)
+            frame = {"type": "presence", "user_id": user_id, "online": False, "last_seen": now.isoformat()}
+            await svc.hub.handle(Event(EventKind.PRESENCE, tuple(ids), frame, origin=origin))
+
+
+async def keep_presence_alive(svc: Services) -> None:
+    """Say this process is alive every third of the TTL, and take back silent ones' claims.
+
+    A background task (create_app runs it with a Redis broker, from before_serving to
+    after_serving); waits with ``svc.clock``.
+    """
+    ttl = svc.settings.presence_instance_ttl_seconds
+    while True:
+        try:
+            await svc.publish(Event(EventKind.INSTANCE_ALIVE, origin=svc.hub.instance_id))
+            await take_back_silent_claims(svc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a failed round must not end the heartbeat
+            log.exception("presence heartbeat failed")
+        await svc.hub.until_departure(ttl / 3)
+
+
+async def depart(svc: Services) -> None:
+    """Tell the other processes this one is stopping: they take its claims back at once."""
+    try:
+        await svc.publish(Event(EventKind.INSTANCE_GONE, origin=svc.hub.instance_id))
+    except Exception:  # noqa: BLE001 - best effort: the TTL covers it
+        log.warning("could not announce this process's departure; the others wait for the TTL")
 
 
 async def snapshot(svc: Services, user_id: int) -> dict[str, Any]:

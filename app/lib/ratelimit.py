@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class Limiter(Protocol):
+    """What the doors need of a rate limit: ``take`` one go for a key."""
+
+    async def take(self, key: Hashable) -> float:
+        """Take one go; return 0 when allowed, else the seconds until one is free."""
 
 
 @dataclass
@@ -15,7 +23,8 @@ class _Bucket:
 class TokenBuckets:
     """``rate`` tokens per ``period`` seconds, holding at most ``burst``.
 
-    Per process: with several instances each one limits separately (documented).
+    Per process. ``app/realtime/ratelimit.py`` shares the limit between processes through
+    Redis and falls back to one of these without Redis (and when Redis is unreachable).
     """
 
     def __init__(self, rate: float, period: float, burst: int, now: Callable[[], float]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import uuid
 from collections import defaultdict
 from typing import Any, Protocol
@@ -38,6 +39,11 @@ class Hub:
     is the set of processes (``instance_id``) that say they hold a socket of that user; the
     user is online while the set is not empty. Presence frames go out only when that
     changes, batched per recipient for ``presence_batch_seconds`` of ``clock`` time.
+
+    Every other process is heard from now and then (its presence events, its
+    ``INSTANCE_ALIVE`` heartbeats); ``silent_instances`` names those not heard from for a
+    while, or that said they are stopping (``INSTANCE_GONE``), with the users they claim, so
+    that ``app/actions/presence.py`` can take those claims back as ordinary "offline" events.
     """
 
     def __init__(self, presence_batch_seconds: float = 0.0, clock: Clock | None = None) -> None:
@@ -50,6 +56,8 @@ class Hub:
         self._by_user: dict[int, dict[str, Connection]] = defaultdict(dict)
         self._by_session: dict[str, dict[str, Connection]] = defaultdict(dict)
         self.claims: dict[int, set[str]] = defaultdict(set)
+        self._heard: dict[str, float] = {}  # other instance -> clock.monotonic() when last heard
+        self._departed = asyncio.Event()
 
     def add(self, conn: Connection) -> bool:
         """Register a socket; True when it is the user's first on this process."""
@@ -82,6 +90,10 @@ class Hub:
 
     async def handle(self, event: Event) -> None:
         """Deliver an event that came through the broker."""
+        if event.kind in (EventKind.INSTANCE_ALIVE, EventKind.PRESENCE, EventKind.INSTANCE_GONE):
+            self._heard_from(event)
+            if event.kind != EventKind.PRESENCE:
+                return
         for session_id in event.session_ids:
             for conn in list(self._by_session.get(session_id, {}).values()):
                 conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
@@ -98,6 +110,46 @@ class Hub:
             return
         frame = dumps(event.data)
         self.deliver(event.user_ids, frame, except_socket=event.except_socket, position=event.position)
+
+    def _heard_from(self, event: Event) -> None:
+        origin = event.origin
+        if origin is None or origin == self.instance_id:
+            return
+        if event.kind == EventKind.INSTANCE_GONE:
+            self._heard[origin] = -math.inf  # silent from now on: its claims go at once
+            self._departed.set()
+        elif event.kind == EventKind.PRESENCE and not event.data.get("online"):
+            return  # not a sign of life: claims taken back here look the same
+        elif self._heard.get(origin) != -math.inf:  # a late event of a departed one stays departed
+            self._heard[origin] = self.clock.monotonic()
+
+    def silent_instances(self, ttl: float) -> dict[str, list[int]]:
+        """Forget the other instances not heard from for ``ttl`` seconds (or departed);
+        return each one's claimed users (the caller takes the claims back)."""
+        cutoff = self.clock.monotonic() - ttl
+        silent = [origin for origin, heard in self._heard.items() if heard <= cutoff]
+        found: dict[str, list[int]] = {}
+        for origin in silent:
+            del self._heard[origin]
+            found[origin] = sorted(user for user, origins in self.claims.items() if origin in origins)
+        return found
+
+    async def until_departure(self, seconds: float) -> None:
+        """Wait ``seconds`` of clock time, or less if an instance says it is stopping."""
+        if self._departed.is_set():
+            self._departed.clear()
+            return
+        waits = [
+            asyncio.ensure_future(self.clock.sleep(seconds)),
+            asyncio.ensure_future(self._departed.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        self._departed.clear()
 
     def _hold_presence(self, event: Event) -> None:
         """Keep the newest state per (recipient here, subject); flush them together."""

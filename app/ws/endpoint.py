@@ -30,7 +30,7 @@ from app.lib.clock import Clock
 from app.lib.errors import Unavailable
 from app.lib.forwarded import peer_address
 from app.lib.ids import parse_position
-from app.lib.ratelimit import TokenBuckets
+from app.lib.ratelimit import Limiter
 from app.protocol import (
     CLOSE_HEARTBEAT,
     CLOSE_SESSION_ENDED,
@@ -62,7 +62,7 @@ BATCH_CHARS = 48 * 1024  # and (roughly) no more characters than this, then the 
 
 @dataclass
 class WsState:
-    handshakes: TokenBuckets
+    handshakes: Limiter
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
@@ -131,12 +131,7 @@ def register(app: Quart) -> None:
     http1_only_on_plain_http()
     redact_access_log()
     quiet_tls_close(settings.tls_shutdown_seconds)
-    app.extensions["medchat_ws"] = WsState(
-        handshakes=TokenBuckets(
-            settings.ws_handshakes_per_minute, 60, settings.ws_handshakes_per_minute,
-            cast(Services, app.extensions["medchat"]).clock.monotonic,
-        )
-    )
+    app.extensions["medchat_ws"] = WsState(handshakes=cast(Services, app.extensions["medchat"]).handshake_buckets)
 
     @app.after_serving
     async def _stop_background() -> None:
@@ -159,7 +154,7 @@ async def ws_endpoint() -> None:
         abort(401)
     ip = _peer()
     state = _state()
-    if state.handshakes.take(("user", resolved.user.id)) or state.handshakes.take(("ip", ip)):
+    if await state.handshakes.take(("user", resolved.user.id)) or await state.handshakes.take(("ip", ip)):
         abort(429)
     await websocket.accept()
     handler = SocketHandler(svc, state, Actor(resolved.user, resolved.session_id, ip), cast(str, token))

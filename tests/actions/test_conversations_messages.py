@@ -276,7 +276,7 @@ async def test_messages_after_only_covers_my_conversations(svc: Services, staff:
 
 
 async def test_pages_are_keyset_on_id(svc: Services, staff: dict[str, Staff], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(svc.message_buckets, "burst", 1000)  # a burst of 120 sends is the point here
+    monkeypatch.setattr(svc.message_buckets.local, "burst", 1000)  # a burst of 120 sends is the point here
     alice = actor_for(staff["alice"])
     conv = await conversations.do_open_direct(svc, alice, "bob")
     for i in range(120):

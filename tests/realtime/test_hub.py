@@ -200,3 +200,48 @@ async def test_without_a_window_presence_goes_out_at_once() -> None:
     hub.add(watcher)
     await hub.handle(online(1))
     assert [json.loads(f) for f in watcher.frames] == [{"type": "presence", "user_id": 1, "online": True, "last_seen": None}]
+
+
+# Instances that die: the hub names those not heard from; app/actions/presence.py takes back
+# their claims (tests/realtime/test_presence_instances.py).
+
+
+async def test_an_instance_not_heard_from_for_the_ttl_is_silent() -> None:
+    clock = FrozenClock()
+    hub = Hub(clock=clock)
+    await hub.handle(presence(1, True, "x"))
+    await hub.handle(presence(2, True, "y"))
+    await hub.handle(presence(3, True, hub.instance_id))  # this process's own claim
+    clock.advance(20)
+    await hub.handle(Event("instance_alive", origin="y"))
+    await hub.handle(Event("instance_alive", origin=hub.instance_id))
+    clock.advance(9.5)
+    assert hub.silent_instances(30) == {}
+    clock.advance(0.5)
+    assert hub.silent_instances(30) == {"x": [1]}  # y was heard 10 s ago; our own never counts
+    assert hub.silent_instances(30) == {}  # forgotten once named
+    assert hub.claims == {1: {"x"}, 2: {"y"}, 3: {hub.instance_id}}  # the caller takes them back
+    # An "offline" is not a sign of life (claims taken back look like one).
+    await hub.handle(presence(1, False, "x"))
+    clock.advance(30)
+    assert hub.silent_instances(30) == {"y": [2]}
+
+
+async def test_a_departed_instance_is_silent_at_once_and_ends_the_wait() -> None:
+    clock = FrozenClock()
+    hub = Hub(clock=clock)
+    await hub.handle(presence(1, True, "x"))
+    waiting = asyncio.create_task(hub.until_departure(10))
+    await clock.sleeping(1)
+    await hub.handle(Event("instance_gone", origin="x"))
+    async with asyncio.timeout(2):
+        await waiting  # no clock time passed
+    assert clock.pending() == []
+    await hub.handle(presence(4, True, "x"))  # a late event of the departed one does not revive it
+    assert hub.silent_instances(30) == {"x": [1, 4]}
+    # Without a departure the wait is the clock's.
+    waiting = asyncio.create_task(hub.until_departure(10))
+    await clock.sleeping(1)
+    clock.advance(10)
+    async with asyncio.timeout(2):
+        await waiting
