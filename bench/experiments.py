@@ -28,13 +28,13 @@ def _write_lock() -> None:
     original = dbmod.Database.transaction
 
     @asynccontextmanager
-    async def transaction(self: Any) -> AsyncIterator[Any]:
+    async def transaction(self: Any, **kwargs: Any) -> AsyncIterator[Any]:
         if not self.is_sqlite:
-            async with original(self) as session:
+            async with original(self, **kwargs) as session:
                 yield session
             return
         lock = self.__dict__.setdefault("_bench_write_lock", asyncio.Lock())
-        async with lock, original(self) as session:
+        async with lock, original(self, **kwargs) as session:
             yield session
 
     dbmod.Database.transaction = transaction  # type: ignore[method-assign]

@@ -47,11 +47,53 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: a commit is on disk (the WAL synced) before it returns, so an acknowledged message
+    # survives a power cut too; NORMAL in WAL mode syncs only at checkpoints and may lose the
+    # last commits. The group writer (app/store/writer.py) pays the sync once per batch.
+    cursor.execute("PRAGMA synchronous=FULL")
     # SQLite's own lower() folds ASCII only: "Ärztin" would never match "ärztin" in the
     # staff search. Python's does every script, like PostgreSQL's.
     dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
     cursor.close()
+
+
+# The execution option that names the BEGIN a SQLite connection sends (see _sqlite_begin).
+SQLITE_BEGIN = "medchat_sqlite_begin"
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Send ``BEGIN IMMEDIATE`` at the start of a ``transaction(immediate=True)``.
+
+    The sqlite3 driver's "legacy transaction control" sends its BEGIN only before an
+    INSERT/UPDATE/DELETE, not before a SELECT or a SAVEPOINT: a savepoint opened first in a
+    transaction became a transaction of its own, committed by its RELEASE, and a later
+    rollback no longer undid it. SQLAlchemy documents the fix (SQLite dialect, "Enabling
+    Non-Legacy SQLite Transactional Modes"): send the BEGIN from this event. Once a BEGIN was
+    sent the driver sends none of its own, and its commit and rollback still work.
+
+    Only transactions that ask for it get it. Every other transaction keeps the driver's
+    behaviour: the transaction starts at its first write, so one that reads first neither
+    holds the write lock while it reads (a nested write in the same task would wait for it)
+    nor fails to upgrade a stale read snapshot (SQLITE_BUSY_SNAPSHOT, with no busy wait).
+    """
+    begin = conn.get_execution_options().get(SQLITE_BEGIN)
+    if begin:
+        conn.exec_driver_sql(begin)
+
+
+def _postgresql_durable(dbapi_connection: Any, _record: Any) -> None:
+    """Ask for ``synchronous_commit=on`` whatever the server's default says: a commit returns
+    only once its WAL is flushed, so an acknowledged message survives a server crash.
+
+    Sent in autocommit (SQLAlchemy's PostgreSQL "search_path" recipe): inside the driver's
+    implicit transaction, the first rollback on this connection would undo the SET.
+    """
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET SESSION synchronous_commit TO on")
+    cursor.close()
+    dbapi_connection.autocommit = autocommit
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -87,21 +129,35 @@ class Database:
             make_private_folder(path.parent)
             create_private_file(path)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        immediate_engine = self.engine
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+            immediate_engine = self.engine.execution_options(**{SQLITE_BEGIN: "BEGIN IMMEDIATE"})
+        else:
+            event.listen(self.engine.sync_engine, "connect", _postgresql_durable)
         if path is not None:
             event.listen(self.engine.sync_engine, "connect", _keep_private(path))
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._immediate = async_sessionmaker(immediate_engine, expire_on_commit=False)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, immediate: bool = False) -> AsyncIterator[AsyncSession]:
         """Yield a session inside a transaction that commits on exit, rolls back on error.
 
         A lock timeout or a lost connection becomes ``Unavailable`` and a broken unique
         constraint ``Conflict`` (nothing was written either way).
+
+        ``immediate``: on SQLite the transaction starts at once with ``BEGIN IMMEDIATE``
+        (it holds the write lock from its start), so everything in it, SAVEPOINTs
+        (``session.begin_nested()``) included, is one transaction: a rolled-back savepoint
+        undoes only its own rows and the outer rollback undoes released ones too. Without
+        it, a SQLite transaction starts at its first write (see ``_sqlite_begin``). On
+        PostgreSQL both are the same.
         """
+        sessions = self._immediate if immediate else self._sessions
         try:
-            async with self._sessions() as session, session.begin():
+            async with sessions() as session, session.begin():
                 yield session
         except IntegrityError as exc:
             raise Conflict() from exc
