@@ -34,15 +34,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     from app.realtime.ratelimit import SharedLimits
     from app.services import Services
     from app.store.db import Database
+    from app.store.writer import GroupWriter
 
     settings = Settings.from_config(app.config)  # once: every value's type checked here
 
     clock = app.config.get("CLOCK") or Clock()
     hub = Hub(settings.presence_batch_seconds, clock)
+    db = Database(settings.database_url, settings.database_pool_size)
     services = Services(
         config=app.config,
         settings=settings,
-        db=Database(settings.database_url, settings.database_pool_size),
+        db=db,
+        writer=GroupWriter(db),
         broker=_make_broker(settings),
         hub=hub,
         clock=clock,
@@ -98,6 +101,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         await hub.stop()
         await services.message_buckets.close()
         await services.handshake_buckets.close()
+        await services.writer.stop()
         await services.db.dispose()
 
     from app.web import register_web

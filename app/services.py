@@ -15,6 +15,7 @@ from app.realtime.hub import Hub
 from app.realtime.ratelimit import SharedLimits
 from app.settings import Settings
 from app.store.db import Database
+from app.store.writer import GroupWriter
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Services:
     message_buckets: SharedLimits
     handshake_buckets: SharedLimits
     typing_throttle: ChangeThrottle
+    writer: GroupWriter  # group commit of the sends (app/store/writer.py)
     published: list[Event] = field(default_factory=list)  # filled only when recording
 
     @property

@@ -8,14 +8,14 @@ from app.actions import Actor
 from app.actions.access import access_conversation, access_message
 from app.actions.errors import ActionError, NotFound, RateLimited
 from app.actions.receipts import do_mark_delivered, do_mark_read
-from app.actions.stream import append_message, unit_of_work
+from app.actions.stream import message_events
 from app.lib.text import TextError, clean_body
 from app.lib.tokens import is_client_msg_id
 from app.records import ConversationDetail, MessageRecord, Staff
 from app.services import Services
 from app.store import changes, conversations, messages, receipts
 from app.store.db import Conflict, Session
-from app.vocab import MessageKind
+from app.vocab import ChangeKind, MessageKind
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,8 @@ async def do_send_message(
         text = clean_body(body, svc.settings.message_max_chars)
     except TextError as exc:
         raise ActionError("bad_body", str(exc), field="body") from exc
-    # The hot path: light reads, one short write transaction, no read-back. The membership
-    # check is in the transaction (a reply is checked first: a non-member's is not found).
+    # The hot path: light reads, then one unit of the group writer's batch, no read-back.
+    # (A reply is checked first: for a non-member the quoted message is not found.)
     async with svc.db.reading() as s:
         earlier = await messages.message_by_client_id(s, actor.user.id, client_msg_id)
         if earlier is not None:
@@ -108,20 +108,25 @@ async def do_send_message(
         reply_sender_name=quoted.sender_name if quoted else None,
         reply_body=quoted.body if quoted else None,
     )
+    async def store(s: Session) -> tuple[int, int, dict[int, int]]:
+        # One unit of the group writer's batch transaction (it may run twice: pure database
+        # work). The membership check comes first and is the only one: the members as of
+        # this commit, under the stream's order lock (BEGIN IMMEDIATE on SQLite, the advisory
+        # lock on PostgreSQL), so one added meanwhile hears it and one gone cannot send.
+        await messages.commit_in_position_order(s)
+        members = await conversations.member_floors(s, conversation_id)
+        if actor.user.id not in members:
+            raise NotFound("No such conversation.")
+        msg_id = await messages.insert_message(
+            s, conversation_id=conversation_id, sender_id=actor.user.id, kind=MessageKind.TEXT,
+            body=text, client_msg_id=client_msg_id, reply_to_id=reply_to, now=now,
+        )
+        await receipts.raise_watermarks(s, conversation_id, actor.user.id, read_id=msg_id)
+        position = await changes.append(s, conversation_id, ChangeKind.MESSAGE, message_id=msg_id)
+        return msg_id, position, members
+
     try:
-        async with unit_of_work(svc) as work:
-            msg_id = await messages.insert_message(
-                work.s, conversation_id=conversation_id, sender_id=actor.user.id, kind=MessageKind.TEXT,
-                body=text, client_msg_id=client_msg_id, reply_to_id=reply_to, now=now,
-            )
-            # The members as of this commit (the insert took the order lock): the membership
-            # check, and who hears it. One added meanwhile gets it; one gone cannot send.
-            members = await conversations.member_floors(work.s, conversation_id)
-            if actor.user.id not in members:
-                raise NotFound("No such conversation.")
-            await receipts.raise_watermarks(work.s, conversation_id, actor.user.id, read_id=msg_id)
-            rec = replace(rec, id=msg_id)
-            position = await append_message(work, rec, members)
+        msg_id, position, members = await svc.writer.submit(store)
     except Conflict:
         # The same client_msg_id committed by a concurrent request (double submit).
         async with svc.db.reading() as s:
@@ -130,6 +135,10 @@ async def do_send_message(
         if earlier is None:
             raise
         return _repeat(earlier, conversation_id, position)
+    rec = replace(rec, id=msg_id)
+    # Committed: every sender of the batch is answered and every member woken only now.
+    for event in message_events(rec, members, position):
+        await svc.publish(event)
     return Sent(rec, True, position)
 
 
