@@ -98,7 +98,7 @@ class LoopMonitor:
         import aiosqlite.core
 
         monitor = self
-        original = aiosqlite.core.Connection._execute
+        original: Any = aiosqlite.core.Connection._execute
 
         async def _execute(self: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             queued = time.perf_counter()
@@ -217,12 +217,13 @@ def install(app: Any, out: str) -> LoopMonitor:
     monitor.emit(k="start", t=round(time.perf_counter(), 4), wall=time.time(), pid=os.getpid(), shm=str(shm))
     monitor.patch_aiosqlite()
 
-    @app.before_serving
     async def _start_monitor() -> None:
         monitor.start()
 
-    @app.after_serving
     async def _stop_monitor() -> None:
         await monitor.stop()
+
+    app.before_serving(_start_monitor)
+    app.after_serving(_stop_monitor)
 
     return monitor
