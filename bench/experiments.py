@@ -11,6 +11,9 @@ figures. Pick them with ``MEDCHAT_BENCH_EXPERIMENTS`` (comma-separated) and serv
 - ``sqlite-pool``: a pool of 20 connections without overflow on SQLite (default: 5 + 10
   overflow connections that are opened, given a thread and PRAGMAs, and closed again).
 - ``ssl-buffer-32k``: asyncio's per-connection TLS read buffer of 32 KiB instead of 256 KiB.
+- ``gc-freeze``: ``gc.freeze()`` once the app serves, so the objects of start-up (modules,
+  SQLAlchemy's mappers and compiled caches, Jinja) leave the generations a full (gen-2)
+  collection walks; only what the run itself keeps is walked then.
 """
 
 from __future__ import annotations
@@ -64,7 +67,15 @@ def _ssl_buffer() -> None:
     asyncio.sslproto.SSLProtocol.max_size = 32 * 1024
 
 
-PATCHES = {"sqlite-write-lock": _write_lock, "sqlite-pool": _pool, "ssl-buffer-32k": _ssl_buffer}
+FREEZE_AFTER_START = False
+
+
+def _gc_freeze() -> None:
+    global FREEZE_AFTER_START
+    FREEZE_AFTER_START = True
+
+
+PATCHES = {"gc-freeze": _gc_freeze, "sqlite-write-lock": _write_lock, "sqlite-pool": _pool, "ssl-buffer-32k": _ssl_buffer}
 
 
 def create_app() -> Any:
@@ -72,4 +83,18 @@ def create_app() -> Any:
         PATCHES[name.strip()]()
     from app import create_app as real
 
-    return real()
+    app = real()
+    if FREEZE_AFTER_START:
+        import gc
+
+        @app.before_serving
+        async def _freeze() -> None:
+            gc.collect()
+            gc.freeze()
+
+    # The per-second event-loop trace (bench/loopmon.py), also without any experiment.
+    if os.environ.get("MEDCHAT_BENCH_LOOPMON"):
+        from bench.loopmon import install
+
+        install(app, os.environ["MEDCHAT_BENCH_LOOPMON"])
+    return app

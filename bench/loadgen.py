@@ -543,6 +543,8 @@ class Generator:
         await self.drain(measured, self.args.drain)
         return self.stats(measured, duration, origin=measure_from, extra={
             "rate": rate, "sends_skipped_disconnected": skipped,
+            # second 0 of per_second starts here (CLOCK_MONOTONIC, as bench/loopmon.py's "t")
+            "origin_monotonic": round(measure_from, 4),
             "schedule_lag": summary([rec.lag for rec in measured]),
             "generator_cpu": round(gen_cpu, 3), "server_cpu": round(server_cpu, 3) if server_cpu is not None else None,
             # share of wall time the process was runnable but another process had its core

@@ -200,7 +200,10 @@ class BenchServer:
                     "--certfile", str(self.instance / "cert.pem"),
                     "--keyfile", str(self.instance / "key.pem"),
                     # bench/experiments.py wraps app.create_app with what-if patches (never the headline figures)
-                    "bench.experiments:create_app()" if self.extra_env.get("MEDCHAT_BENCH_EXPERIMENTS") else "app:create_app()",
+                    # and bench/loopmon.py traces the event loop per second (never in app/)
+                    "bench.experiments:create_app()"
+                    if self.extra_env.get("MEDCHAT_BENCH_EXPERIMENTS") or self.extra_env.get("MEDCHAT_BENCH_LOOPMON")
+                    else "app:create_app()",
                 ],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
@@ -281,6 +284,9 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="MEDCHAT_DATABASE_URL (default: SQLite in the instance)")
     parser.add_argument("--env", action="append", default=[], help="extra NAME=value for the server")
     parser.add_argument("--experiment", default="", help="comma-separated bench/experiments.py patches")
+    parser.add_argument("--monitor", nargs="?", const="", default=None, metavar="FILE",
+                        help="trace the event loop per second (bench/loopmon.py) into FILE "
+                             "(default bench/results/loopmon-<instance>.jsonl; appended across restarts)")
     args = parser.parse_args()
     if args.action == "start":
         extra = dict(kv.split("=", 1) for kv in args.env)
@@ -288,6 +294,8 @@ def main() -> None:
             extra["MEDCHAT_DATABASE_URL"] = args.database_url
         if args.experiment:
             extra["MEDCHAT_BENCH_EXPERIMENTS"] = args.experiment
+        if args.monitor is not None:
+            extra["MEDCHAT_BENCH_LOOPMON"] = str(Path(args.monitor or RESULTS / f"loopmon-{args.instance.resolve().name}.jsonl").resolve())
         server = BenchServer(args.instance, core=args.core, env=extra)
         server.prepare()
         server.start()
