@@ -8,11 +8,12 @@ from datetime import datetime
 from app.actions import Actor
 from app.actions.access import access_conversation, access_message
 from app.actions.errors import NotFound
-from app.actions.stream import append_receipt, unit_of_work
+from app.actions.stream import receipt_event
 from app.records import MessageRecord, Staff
 from app.services import Services
-from app.store import conversations, messages, receipts
-from app.vocab import MessageKind
+from app.store import changes, conversations, messages, receipts
+from app.store.db import Session
+from app.vocab import ChangeKind, MessageKind
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,11 @@ async def _move_watermarks(svc: Services, actor: Actor, conversation_id: int, *,
     by" lists); in bigger groups only the senders of the newly covered messages and my own
     other tabs do, or each message would cost members x members receipt frames.
     """
-    async with unit_of_work(svc) as work:
-        s = work.s
+    now = svc.clock.now()
+
+    async def store(s: Session) -> tuple[int, int, tuple[int, ...], int] | None:
+        # One unit of the group writer's batch (pure database work: it may run twice).
+        await messages.commit_in_position_order(s)
         before = await access_conversation(s, actor.user, conversation_id)
         members = await conversations.member_floors(s, conversation_id)
         old_low = min(before.last_read_id, before.last_delivered_id)
@@ -51,15 +55,26 @@ async def _move_watermarks(svc: Services, actor: Actor, conversation_id: int, *,
             delivered_id=min(delivered_id, limit) if delivered_id is not None else None,
         )
         if moved is None:
-            return False
+            return None
         read, delivered = moved.read_id, moved.delivered_id
-        await receipts.record_watermark_move(s, conversation_id, actor.user.id, read_id=read, delivered_id=delivered, now=svc.clock.now())
+        await receipts.record_watermark_move(s, conversation_id, actor.user.id, read_id=read, delivered_id=delivered, now=now)
         if len(members) <= svc.settings.receipts_all_members_max:
             told = tuple(members)
         else:
             senders = await messages.senders_between(s, conversation_id, old_low, max(read, delivered))
             told = tuple({actor.user.id, *senders})
-        await append_receipt(work, conversation_id, actor.user.id, read, delivered, told)
+        position = await changes.append(
+            s, conversation_id, ChangeKind.RECEIPT, user_id=actor.user.id, data={"read_id": read, "delivered_id": delivered}
+        )
+        return read, delivered, told, position
+
+    # Receipts share the group writer's batches with the sends: at a ward's pace every
+    # message brings a delivered receipt from each member's device.
+    result = await svc.writer.submit(store)
+    if result is None:
+        return False
+    read, delivered, told, position = result
+    await svc.publish(receipt_event(conversation_id, actor.user.id, read, delivered, told, position))
     return True
 
 

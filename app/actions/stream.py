@@ -77,15 +77,13 @@ async def append_stored_message(work: Work, message_id: int, floors: dict[int, i
     return await append_message(work, rec, floors)
 
 
-async def append_receipt(
-    work: Work, conversation_id: int, user_id: int, read_id: int, delivered_id: int, told: tuple[int, ...]
-) -> int:
-    """A member's watermarks moved: the change (replacing their previous one) and its event."""
-    data = {"read_id": read_id, "delivered_id": delivered_id}
-    position = await changes.append(work.s, conversation_id, ChangeKind.RECEIPT, user_id=user_id, data=data)
+def receipt_event(
+    conversation_id: int, user_id: int, read_id: int, delivered_id: int, told: tuple[int, ...], position: int
+) -> Event:
+    """A member's watermarks moved (their receipt change, replacing their previous one, is
+    at ``position``): the event for ``told``."""
     frame = receipt_frame(conversation_id, user_id, read_id, delivered_id, position)
-    work.on_commit(Event(EventKind.RECEIPT, told, frame, position=position))
-    return position
+    return Event(EventKind.RECEIPT, told, frame, position=position)
 
 
 async def append_conversation(

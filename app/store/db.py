@@ -25,6 +25,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 Session = AsyncSession
 
 
+# How long a SQLite writer waits for its turn in this process (as busy_timeout, 10 s).
+WRITE_TURN_SECONDS = 10.0
+
+
 class Conflict(Exception):
     """A write broke a unique constraint (a concurrent request wrote the same row first);
     the transaction was rolled back."""
@@ -140,6 +144,7 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _keep_private(path))
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._immediate = async_sessionmaker(immediate_engine, expire_on_commit=False)
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def transaction(self, *, immediate: bool = False) -> AsyncIterator[AsyncSession]:
@@ -157,12 +162,36 @@ class Database:
         """
         sessions = self._immediate if immediate else self._sessions
         try:
-            async with sessions() as session, session.begin():
+            async with self._write_turn(), sessions() as session, session.begin():
                 yield session
         except IntegrityError as exc:
             raise Conflict() from exc
         except (OperationalError, InterfaceError) as exc:
             raise Unavailable() from exc
+
+    @asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
+        """On SQLite, wait for this process's turn to write, in order.
+
+        SQLite lets one connection write at a time; the others nap in its busy handler (1 ms
+        rising to 100 ms naps, no queue, no wake-up when the lock frees) and everything
+        awaiting them stalls: the per-second stalls of docs/performance.md ("Stalls").
+        Writers of this process queue here instead; ``busy_timeout`` still covers other
+        processes (the CLI). Waiting longer than ``WRITE_TURN_SECONDS`` is ``Unavailable``,
+        as a lock timeout was. PostgreSQL queues its own waiters: no turn there.
+        """
+        if self._write_lock is None:
+            yield
+            return
+        try:
+            async with asyncio.timeout(WRITE_TURN_SECONDS):
+                await self._write_lock.acquire()
+        except TimeoutError as exc:
+            raise Unavailable() from exc
+        try:
+            yield
+        finally:
+            self._write_lock.release()
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
