@@ -111,6 +111,8 @@ async def append_conversation(
     position = await changes.append(work.s, conversation_id, kind, user_id=subject, data=data)
     if starts:
         await changes.set_floor(work.s, conversation_id, starts, position - 1)
+    if subject is not None:
+        await changes.set_ceiling(work.s, conversation_id, subject, position)
     frame = stored_conversation_frame(position, data)
     work.on_commit(Event(EventKind.CONVERSATION, tuple(sorted(set(told))), frame, position=position))
     return position

@@ -2,8 +2,8 @@
 
 Synapse's stream positions are the model. A change is written in the same transaction as
 what it describes; resume is "every change after position P in my conversations" with the
-member's floor (``Membership.from_position``): nothing from before they (last) joined, and
-after a removal only the change that removed them.
+member's floor and ceiling (``Membership.from_position``, ``until_position``): nothing from
+before they (last) joined, and nothing after the change that removed them.
 """
 
 from __future__ import annotations
@@ -69,8 +69,17 @@ async def set_floor(s: AsyncSession, conversation_id: int, user_ids: list[int], 
         await s.execute(
             update(Membership)
             .where(Membership.conversation_id == conversation_id, Membership.user_id.in_(user_ids))
-            .values(from_position=from_position)
+            .values(from_position=from_position, until_position=None)
         )
+
+
+async def set_ceiling(s: AsyncSession, conversation_id: int, user_id: int, until_position: int) -> None:
+    """The stream ends at ``until_position`` (the change that removed them) for this member."""
+    await s.execute(
+        update(Membership)
+        .where(Membership.conversation_id == conversation_id, Membership.user_id == user_id)
+        .values(until_position=until_position)
+    )
 
 
 async def current_position(s: AsyncSession) -> int:
@@ -93,16 +102,13 @@ async def position_of_message(s: AsyncSession, message_id: int) -> int:
 
 
 def _visible_to(user_id: int) -> Any:
-    """Join condition: a change of a conversation I am in, after my floor; once I am gone,
-    only the change that removed me."""
+    """Join condition: a change of a conversation I am (or was) in, after my floor and, once
+    I am gone, up to the change that removed me."""
     return and_(
         Membership.conversation_id == Change.conversation_id,
         Membership.user_id == user_id,
         Change.position > Membership.from_position,
-        or_(
-            Membership.left_at.is_(None),
-            and_(Change.kind == ChangeKind.MEMBER_REMOVED, Change.user_id == user_id),
-        ),
+        or_(Membership.until_position.is_(None), Change.position <= Membership.until_position),
     )
 
 

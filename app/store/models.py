@@ -91,6 +91,8 @@ class Membership(Base):
     # Changes of the stream at or below this position happened before the member (last)
     # joined: not theirs (the change that added them is their first).
     from_position: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Set when the member is removed or leaves: the change that removed them, their last.
+    until_position: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

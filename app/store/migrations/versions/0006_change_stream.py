@@ -1,4 +1,4 @@
-"""changes: the change stream (positions), and each member's stream floor
+"""changes: the change stream (positions), and each member's stream floor and ceiling
 
 Every message already stored becomes a message change whose position is its id, so a
 member's ``from_position`` starts equal to their ``history_from_id``.
@@ -32,11 +32,14 @@ def upgrade() -> None:
     op.create_index("ix_changes_conversation_user_kind", "changes", ["conversation_id", "user_id", "kind"])
     op.create_index("ix_changes_message_id", "changes", ["message_id"])
     op.add_column("memberships", sa.Column("from_position", sa.BigInteger(), nullable=False, server_default="0"))
+    op.add_column("memberships", sa.Column("until_position", sa.BigInteger(), nullable=True))
     op.execute(
         "INSERT INTO changes (position, conversation_id, kind, message_id, data) "
         "SELECT id, conversation_id, 'message', id, '' FROM messages"
     )
     op.execute("UPDATE memberships SET from_position = history_from_id")
+    # Who had left before the stream existed gets none of it (as v1 resume gave them nothing).
+    op.execute("UPDATE memberships SET until_position = from_position WHERE left_at IS NOT NULL")
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
             "SELECT setval(pg_get_serial_sequence('changes', 'position'), "
@@ -45,6 +48,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("memberships", "until_position")
     op.drop_column("memberships", "from_position")
     op.drop_index("ix_changes_message_id", table_name="changes")
     op.drop_index("ix_changes_conversation_user_kind", table_name="changes")
