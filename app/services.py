@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.lib.cache import VersionedCache
 from app.lib.clock import Clock
 from app.lib.passwords import PasswordHashing, PasswordPolicy
 from app.lib.ratelimit import ChangeThrottle
@@ -32,6 +33,8 @@ class Services:
     handshake_buckets: SharedLimits
     typing_throttle: ChangeThrottle
     writer: GroupWriter  # group commit of the sends (app/store/writer.py)
+    # Member lists by conversation, good while its members_version stands (actions/messages.py).
+    members: VersionedCache[int, dict[int, int]] = field(default_factory=lambda: VersionedCache(10_000))
     published: list[Event] = field(default_factory=list)  # filled only when recording
 
     @property

@@ -38,8 +38,14 @@ class Work:
 
 @asynccontextmanager
 async def unit_of_work(svc: Services) -> AsyncIterator[Work]:
-    """A write transaction whose ``on_commit`` events go out only after it committed."""
+    """A write transaction whose ``on_commit`` events go out only after it committed.
+
+    It takes the stream's order lock first (PostgreSQL; SQLite has one writer): a unit of
+    work appends changes, and taking the lock before any row lock (a member list's version,
+    a membership) keeps it from deadlocking with a send that holds the lock.
+    """
     async with svc.db.transaction() as s:
+        await messages.commit_in_position_order(s)
         work = Work(s)
         yield work
     for event in work.events:

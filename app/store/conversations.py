@@ -104,6 +104,19 @@ async def add_member(
         row.last_read_id = max(row.last_read_id, start_after)
         row.last_delivered_id = max(row.last_delivered_id, start_after)
     await s.flush()
+    await _members_changed(s, conversation_id)
+
+
+async def _members_changed(s: AsyncSession, conversation_id: int) -> None:
+    """The member list changed: cached copies of it (``members_version``) are stale."""
+    await s.execute(
+        update(Conversation).where(Conversation.id == conversation_id).values(members_version=Conversation.members_version + 1)
+    )
+
+
+async def members_version(s: AsyncSession, conversation_id: int) -> int | None:
+    """The version of a conversation's member list; None when there is no such conversation."""
+    return await s.scalar(select(Conversation.members_version).where(Conversation.id == conversation_id))
 
 
 async def set_role(s: AsyncSession, conversation_id: int, user_id: int, role: str) -> None:
@@ -126,6 +139,7 @@ async def end_membership(
         .where(Membership.conversation_id == conversation_id, Membership.user_id == user_id, Membership.left_at.is_(None))
         .values(left_at=now)
     )
+    await _members_changed(s, conversation_id)
     current = (Membership.conversation_id == conversation_id) & Membership.left_at.is_(None)
     if await s.scalar(select(Membership.user_id).where(current, Membership.role.in_(admin_roles)).limit(1)) is not None:
         return None

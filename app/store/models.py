@@ -72,6 +72,9 @@ class Conversation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Newest message id, kept in the same transaction as the insert; orders the chat list.
     last_message_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Raised with every change of the member list (added, removed, left): a process's cached
+    # member list is good while this is unchanged (app/store/conversations.py).
+    members_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Membership(Base):

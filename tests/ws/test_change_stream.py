@@ -248,3 +248,27 @@ async def test_a_sync_frame_since_a_position(people: People, svc: Services) -> N
         page = await sock.expect("sync")
     assert [x["message"]["id"] for x in page["changes"] if x["type"] == "message"] == [second]
     assert first < second
+
+
+async def test_the_member_list_cache_follows_every_change_of_members(people: People, svc: Services) -> None:
+    """Sends read a cached member list while the conversation's members_version stands: a
+    member removed after it was cached gets no frame of the next message, and one added
+    gets it, live and on resume alike."""
+    a, b = people.ids["alice"], people.ids["bob"]
+    bob = actor_for(await staff(svc, b))
+    group = await conversations.do_create_group(svc, bob, "Ward 7", ["alice"])
+    await say(svc, b, group, "fills the cache")
+    hits = svc.members.hits
+    await say(svc, b, group, "from the cache")
+    assert svc.members.hits == hits + 1
+    start = await current_position(svc)
+    async with ws_open(people.alice) as alice, ws_open(people.carol) as carol:
+        await conversations.do_remove_member(svc, bob, group, a)
+        await conversations.do_add_members(svc, bob, group, ["carol"])
+        after = await say(svc, b, group, "after the changes")
+        assert (await carol.expect("message", timeout=2.0))["message"]["body"].endswith("added Carol")
+        assert (await carol.expect("message", timeout=2.0))["message"]["id"] == after
+        alices = [f["message"]["id"] for f in await alice.quiet(0.2) if f["type"] == "message"]
+        assert after not in alices
+    assert after not in [x["message"]["id"] for x in (await changes_since(people.alice, start))[0] if x["type"] == "message"]
+    assert after in [x["message"]["id"] for x in (await changes_since(people.carol, start))[0] if x["type"] == "message"]

@@ -1,4 +1,5 @@
-"""changes: the change stream (positions), and each member's stream floor and ceiling
+"""changes: the change stream (positions), each member's stream floor and ceiling, and a
+version of each conversation's member list (the send path's membership cache)
 
 Every message already stored becomes a message change whose position is its id, so a
 member's ``from_position`` starts equal to their ``history_from_id``.
@@ -33,6 +34,7 @@ def upgrade() -> None:
     op.create_index("ix_changes_message_id", "changes", ["message_id"])
     op.add_column("memberships", sa.Column("from_position", sa.BigInteger(), nullable=False, server_default="0"))
     op.add_column("memberships", sa.Column("until_position", sa.BigInteger(), nullable=True))
+    op.add_column("conversations", sa.Column("members_version", sa.BigInteger(), nullable=False, server_default="0"))
     op.execute(
         "INSERT INTO changes (position, conversation_id, kind, message_id, data) "
         "SELECT id, conversation_id, 'message', id, '' FROM messages"
@@ -48,6 +50,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("conversations", "members_version")
     op.drop_column("memberships", "until_position")
     op.drop_column("memberships", "from_position")
     op.drop_index("ix_changes_message_id", table_name="changes")
