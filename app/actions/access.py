@@ -47,3 +47,20 @@ async def _access_message(s: Session, user: Staff, conversation_id: int, message
     if rec is None or rec.conversation_id != conversation_id or rec.id <= mine.history_from_id:
         raise NotFound("No such message.")
     return mine, rec.seen_from(mine.history_from_id)
+
+
+async def current_members(svc: Services, s: Session, conversation_id: int) -> dict[int, int]:
+    """The conversation's members now, each with their ``history_from_id`` ({} when there is
+    no such conversation). One primary-key read of the member list's version; the list
+    itself comes from this process's cache while that version stands, so a send to a
+    1000-member group does not read 1000 rows. The version is read in the caller's
+    transaction under the stream's order lock, which every change of members also takes:
+    a stale list is never used."""
+    version = await conversations.members_version(s, conversation_id)
+    if version is None:
+        return {}
+    floors = svc.members.get(conversation_id, version)
+    if floors is None:
+        floors = await conversations.member_floors(s, conversation_id)
+        svc.members.put(conversation_id, version, floors)
+    return floors

@@ -11,6 +11,7 @@ from app.actions import Actor, audit, presence
 from app.actions.audit import Who
 from app.actions.errors import ActionError, Forbidden, NotFound
 from app.actions.presence import Presence
+from app.actions.stream import unit_of_work
 from app.lib.passwords import password_problem
 from app.lib.text import TextError, clean_line
 from app.lib.tokens import new_token, token_hash
@@ -202,7 +203,8 @@ async def do_set_active(svc: Services, actor: Actor, user_id: int, active: bool)
     _require_admin(actor)
     now = svc.clock.now()
     ended: list[str] = []
-    async with svc.db.transaction() as s:
+    async with unit_of_work(svc, stream=False) as work:
+        s = work.s
         row = await staff.get_staff(s, user_id, for_update=True)
         if row is None:
             raise NotFound("No such account.")
@@ -216,8 +218,8 @@ async def do_set_active(svc: Services, actor: Actor, user_id: int, active: bool)
             # An invite or reset link issued before must not come back to life at reactivation.
             await invites.cancel_invites(s, now, user_id=user_id)
         await audit.record(s, actor, AuditAction.ACCOUNT_DEACTIVATED if not active else AuditAction.ACCOUNT_REACTIVATED, at=now, target_user_id=user_id, detail=f"{len(ended)} sessions ended" if ended else "")
-    if ended:
-        await svc.publish(Event(EventKind.SESSION_ENDED, session_ids=tuple(ended)))
+        if ended:
+            work.on_commit(Event(EventKind.SESSION_ENDED, session_ids=tuple(ended)))
 
 
 async def do_unlock_account(svc: Services, actor: Actor, user_id: int) -> bool:
@@ -241,7 +243,8 @@ async def do_reset_password(svc: Services, actor: Actor, user_id: int) -> tuple[
     """Clear the password, end every session and return a new one-time link."""
     _require_admin(actor)
     now = svc.clock.now()
-    async with svc.db.transaction() as s:
+    async with unit_of_work(svc, stream=False) as work:
+        s = work.s
         row = await staff.get_staff(s, user_id, for_update=True)
         if row is None:
             raise NotFound("No such account.")
@@ -251,8 +254,8 @@ async def do_reset_password(svc: Services, actor: Actor, user_id: int) -> tuple[
         await audit.record(s, actor, AuditAction.PASSWORD_RESET, at=now, target_user_id=user_id, detail=f"{len(ended)} sessions ended")
         target = await staff.get_staff(s, user_id)
         assert target is not None
-    if ended:
-        await svc.publish(Event(EventKind.SESSION_ENDED, session_ids=tuple(ended)))
+        if ended:
+            work.on_commit(Event(EventKind.SESSION_ENDED, session_ids=tuple(ended)))
     return target, token
 
 

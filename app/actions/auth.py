@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from app.actions import Actor, audit
 from app.actions.audit import Who
 from app.actions.errors import LoginFailed, NotFound
+from app.actions.stream import unit_of_work
 from app.lib.errors import Unavailable
 from app.lib.tokens import new_token, token_hash
 from app.realtime.events import Event
@@ -135,12 +136,10 @@ async def check_session(svc: Services, token: str, *, activity: bool, ip: str | 
         return EndedSession(row.end_reason or "unknown")
     reason = _expiry(svc, row, user_row.active, now)
     if reason is not None:
-        async with svc.db.transaction() as s:
-            ended = await sessions.end_session(s, session_hash, now, reason)
-            if ended:
-                await audit.record(s, Who(user_row.id, user_row.username), AuditAction.SESSION_EXPIRED, at=now, detail=reason, ip=row.ip if ip is None else ip)
-        if ended:
-            await svc.publish(Event(EventKind.SESSION_ENDED, session_ids=(session_hash,)))
+        async with unit_of_work(svc, stream=False) as work:
+            if await sessions.end_session(work.s, session_hash, now, reason):
+                await audit.record(work.s, Who(user_row.id, user_row.username), AuditAction.SESSION_EXPIRED, at=now, detail=reason, ip=row.ip if ip is None else ip)
+                work.on_commit(Event(EventKind.SESSION_ENDED, session_ids=(session_hash,)))
         return EndedSession(reason)
     if activity and (now - row.last_seen_at).total_seconds() >= svc.settings.session_touch_seconds:
         async with svc.db.transaction() as s:
@@ -169,14 +168,14 @@ async def do_end_expired_sessions(svc: Services, *, batch: int = 500) -> int:
         async with svc.db.reading() as s:
             expired = await sessions.expired_sessions(s, seen_before=idle_cut, created_before=life_cut, limit=batch)
         ended: list[str] = []
-        async with svc.db.transaction() as s:
+        async with unit_of_work(svc, stream=False) as work:
             for info, username in expired:
                 reason = "lifetime" if info.created_at <= life_cut else "idle"
-                if await sessions.end_session(s, info.id, now, reason):
-                    await audit.record(s, Who(info.user_id, username), AuditAction.SESSION_EXPIRED, at=now, detail=reason, ip=info.ip)
+                if await sessions.end_session(work.s, info.id, now, reason):
+                    await audit.record(work.s, Who(info.user_id, username), AuditAction.SESSION_EXPIRED, at=now, detail=reason, ip=info.ip)
                     ended.append(info.id)
-        if ended:
-            await svc.publish(Event(EventKind.SESSION_ENDED, session_ids=tuple(ended)))
+            if ended:
+                work.on_commit(Event(EventKind.SESSION_ENDED, session_ids=tuple(ended)))
         total += len(ended)
         if len(expired) < batch:
             return total
@@ -200,34 +199,33 @@ async def do_logout(svc: Services, actor: Actor) -> None:
     if actor.session_id is None:
         return
     now = svc.clock.now()
-    async with svc.db.transaction() as s:
-        if await sessions.end_session(s, actor.session_id, now, "logout"):
-            await audit.record(s, actor, AuditAction.LOGOUT, at=now)
-    await svc.publish(Event(EventKind.SESSION_ENDED, session_ids=(actor.session_id,)))
+    async with unit_of_work(svc, stream=False) as work:
+        if await sessions.end_session(work.s, actor.session_id, now, "logout"):
+            await audit.record(work.s, actor, AuditAction.LOGOUT, at=now)
+        work.on_commit(Event(EventKind.SESSION_ENDED, session_ids=(actor.session_id,)))
 
 
 async def do_end_other_sessions(svc: Services, actor: Actor) -> int:
     """End every session of mine but this one; return how many."""
     now = svc.clock.now()
-    async with svc.db.transaction() as s:
-        ended = await sessions.end_user_sessions(s, actor.user.id, now, "signed_out_elsewhere", keep=actor.session_id)
+    async with unit_of_work(svc, stream=False) as work:
+        ended = await sessions.end_user_sessions(work.s, actor.user.id, now, "signed_out_elsewhere", keep=actor.session_id)
         if ended:
-            await audit.record(s, actor, AuditAction.SESSIONS_REVOKED, at=now, target_user_id=actor.user.id, detail=f"{len(ended)} other sessions")
-    if ended:
-        await svc.publish(Event(EventKind.SESSION_ENDED, session_ids=tuple(ended)))
+            await audit.record(work.s, actor, AuditAction.SESSIONS_REVOKED, at=now, target_user_id=actor.user.id, detail=f"{len(ended)} other sessions")
+            work.on_commit(Event(EventKind.SESSION_ENDED, session_ids=tuple(ended)))
     return len(ended)
 
 
 async def do_end_session(svc: Services, actor: Actor, session_id: str) -> None:
     """End one of my own sessions, picked from the list."""
     now = svc.clock.now()
-    async with svc.db.transaction() as s:
-        mine = {info.id for info in await sessions.open_sessions(s, actor.user.id)}
+    async with unit_of_work(svc, stream=False) as work:
+        mine = {info.id for info in await sessions.open_sessions(work.s, actor.user.id)}
         if session_id not in mine:
             raise NotFound("No such session.")
-        await sessions.end_session(s, session_id, now, "revoked")
-        await audit.record(s, actor, AuditAction.SESSION_REVOKED, at=now, target_user_id=actor.user.id)
-    await svc.publish(Event(EventKind.SESSION_ENDED, session_ids=(session_id,)))
+        await sessions.end_session(work.s, session_id, now, "revoked")
+        await audit.record(work.s, actor, AuditAction.SESSION_REVOKED, at=now, target_user_id=actor.user.id)
+        work.on_commit(Event(EventKind.SESSION_ENDED, session_ids=(session_id,)))
 
 
 async def my_sessions(svc: Services, user_id: int) -> list[SessionInfo]:

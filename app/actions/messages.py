@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from app.actions import Actor
-from app.actions.access import access_conversation, access_message
+from app.actions.access import access_conversation, access_message, current_members
 from app.actions.errors import ActionError, NotFound, RateLimited
 from app.actions.receipts import do_mark_delivered, do_mark_read
 from app.actions.stream import message_events
@@ -140,23 +140,6 @@ async def do_send_message(
     for event in message_events(rec, members, position):
         await svc.publish(event)
     return Sent(rec, True, position)
-
-
-async def current_members(svc: Services, s: Session, conversation_id: int) -> dict[int, int]:
-    """The conversation's members now, each with their ``history_from_id`` ({} when there is
-    no such conversation). One primary-key read of the member list's version; the list
-    itself comes from this process's cache while that version stands, so a send to a
-    1000-member group does not read 1000 rows. The version is read in the caller's
-    transaction under the stream's order lock, which every change of members also takes:
-    a stale list is never used."""
-    version = await conversations.members_version(s, conversation_id)
-    if version is None:
-        return {}
-    floors = svc.members.get(conversation_id, version)
-    if floors is None:
-        floors = await conversations.member_floors(s, conversation_id)
-        svc.members.put(conversation_id, version, floors)
-    return floors
 
 
 def _repeat(earlier: MessageRecord, conversation_id: int, position: int) -> Sent:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.actions import Actor
-from app.actions.access import access_conversation, access_message
+from app.actions.access import access_conversation, access_message, current_members
 from app.actions.errors import NotFound
 from app.actions.stream import receipt_event
 from app.records import MessageRecord, Staff
@@ -46,7 +46,7 @@ async def _move_watermarks(svc: Services, actor: Actor, conversation_id: int, *,
         # One unit of the group writer's batch (pure database work: it may run twice).
         await messages.commit_in_position_order(s)
         before = await access_conversation(s, actor.user, conversation_id)
-        members = await conversations.member_floors(s, conversation_id)
+        members = await current_members(svc, s, conversation_id)
         old_low = min(before.last_read_id, before.last_delivered_id)
         limit = before.last_message_id
         moved = await receipts.raise_watermarks(

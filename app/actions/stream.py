@@ -37,15 +37,17 @@ class Work:
 
 
 @asynccontextmanager
-async def unit_of_work(svc: Services) -> AsyncIterator[Work]:
+async def unit_of_work(svc: Services, *, stream: bool = True) -> AsyncIterator[Work]:
     """A write transaction whose ``on_commit`` events go out only after it committed.
 
-    It takes the stream's order lock first (PostgreSQL; SQLite has one writer): a unit of
-    work appends changes, and taking the lock before any row lock (a member list's version,
-    a membership) keeps it from deadlocking with a send that holds the lock.
+    ``stream``: it appends changes, so it takes the stream's order lock first (PostgreSQL;
+    SQLite has one writer): before any row lock (a member list's version, a membership),
+    which keeps it from deadlocking with a send that holds the lock. Work that only ends
+    sessions (events that are wake-ups, not changes) passes ``stream=False``.
     """
     async with svc.db.transaction() as s:
-        await messages.commit_in_position_order(s)
+        if stream:
+            await messages.commit_in_position_order(s)
         work = Work(s)
         yield work
     for event in work.events:
