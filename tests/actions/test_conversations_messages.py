@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.actions import conversations, messages, receipts
+from app.actions import conversations, messages, receipts, stream
 from app.actions.errors import ActionError, Forbidden, NotFound, RateLimited
 from app.lib.clock import FrozenClock
 from app.realtime.events import Event
@@ -136,17 +136,43 @@ async def test_send_rate_limit(svc: Services, staff: dict[str, Staff], group: in
 async def test_read_watermark_moves_forward_only(svc: Services, staff: dict[str, Staff], group: int, events: list[Event]) -> None:
     alice, bob = actor_for(staff["alice"]), actor_for(staff["bob"])
     first = (await messages.do_send_message(svc, alice, group, "one", new_id())).message.id
-    second = (await messages.do_send_message(svc, alice, group, "two", new_id())).message.id
+    sent = await messages.do_send_message(svc, alice, group, "two", new_id())
+    second = sent.message.id
     events.clear()
     assert await receipts.do_mark_read(svc, bob, group, second)
     assert kinds(events) == ["receipt"]
-    assert events[0].data == {"type": "receipt", "conversation_id": group, "user_id": staff["bob"].id, "read_id": second, "delivered_id": second}
+    position = events[0].data["position"]
+    assert isinstance(position, int) and position > sent.position  # a change after the message's
+    assert events[0].position == position
+    assert events[0].data == {
+        "type": "receipt", "position": position, "conversation_id": group, "user_id": staff["bob"].id,
+        "read_id": second, "delivered_id": second,
+    }
     assert not await receipts.do_mark_read(svc, bob, group, first)  # never back
     assert not await receipts.do_mark_read(svc, bob, group, 10**9)  # never past the newest message
     detail = await conversations.conversation_detail(svc, staff["bob"], group)
     me = detail.member(staff["bob"].id)
     assert me is not None and me.last_read_id == second and me.last_delivered_id == second
     assert len(events) == 1
+
+
+async def test_a_newer_receipt_gets_a_newer_position_than_the_one_it_replaces(
+    svc: Services, staff: dict[str, Staff], group: int, events: list[Event]
+) -> None:
+    """A receipt change replaces the member's older one, but never reuses its position: a
+    device that got the older receipt live resumes after its position and must get the newer."""
+    alice, bob = actor_for(staff["alice"]), actor_for(staff["bob"])
+    sent = (await messages.do_send_message(svc, alice, group, "one", new_id())).message.id
+    events.clear()
+    assert await receipts.do_mark_delivered(svc, bob, group, sent)
+    assert await receipts.do_mark_read(svc, bob, group, sent)
+    delivered, read = events
+    assert delivered.position is not None and read.position is not None
+    assert read.position > delivered.position
+    # Alice's device saw the delivered receipt live, then was away.
+    missed = await stream.missed_changes(svc, staff["alice"], delivered.position, 100, 1000)
+    assert [(f["type"], f.get("user_id"), f.get("read_id")) for f in missed.frames] == [("receipt", staff["bob"].id, sent)]
+    assert missed.positions == [read.position]
 
 
 async def test_view_marks_read_or_only_delivered(svc: Services, staff: dict[str, Staff], group: int) -> None:
@@ -264,15 +290,25 @@ async def test_direct_chats_are_not_groups(svc: Services, staff: dict[str, Staff
         assert caught.value.code == "not_group"
 
 
-async def test_messages_after_only_covers_my_conversations(svc: Services, staff: dict[str, Staff], group: int) -> None:
+async def test_missed_changes_only_cover_my_conversations(svc: Services, staff: dict[str, Staff], group: int) -> None:
     alice = actor_for(staff["alice"])
     secret = await conversations.do_open_direct(svc, alice, "dave")
     await messages.do_send_message(svc, alice, secret, "for dave only", new_id())
     await messages.do_send_message(svc, alice, group, "for the ward", new_id())
-    bodies = [m.body for m in await messages.messages_after(svc, staff["bob"], 0, 100)]
+    missed = await stream.missed_changes(svc, staff["bob"], 0, 100, 1000)
+    bodies = [m.body for m in missed.messages]
     assert "for the ward" in bodies and "for dave only" not in bodies
+    # Nor any other change of that conversation (its creation, Alice's watermarks).
+    assert secret not in {frame.get("conversation_id") for frame in missed.frames}
+    assert secret not in {frame.get("message", {}).get("conversation_id") for frame in missed.frames}
+    assert secret not in {frame.get("conversation", {}).get("id") for frame in missed.frames}
+    assert missed.complete and not missed.too_many
+    # From the newest position there is nothing more, for Bob, nor (legacy) after the newest message.
+    assert missed.position == missed.positions[-1] == await stream.current_position(svc)
+    assert (await stream.missed_changes(svc, staff["bob"], missed.position, 100, 1000)).frames == []
     newest = (await all_messages(svc))[-1].id
-    assert await messages.messages_after(svc, staff["bob"], newest, 100) == []
+    after_newest = await stream.legacy_position(svc, newest)
+    assert (await stream.missed_changes(svc, staff["bob"], after_newest, 100, 1000)).frames == []
 
 
 async def test_pages_are_keyset_on_id(svc: Services, staff: dict[str, Staff], monkeypatch: pytest.MonkeyPatch) -> None:

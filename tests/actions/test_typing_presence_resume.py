@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from app.actions import conversations, messages, presence, receipts, typing
+from app.actions import conversations, messages, presence, receipts, stream, typing
 from app.actions.auth import do_logout
 from app.actions.errors import NotFound
 from app.lib.clock import FrozenClock
@@ -103,25 +103,43 @@ async def test_presence_online_and_offline(svc: Services, staff: dict[str, Staff
 # Resume
 
 
-async def test_missed_messages_pages_and_cap(svc: Services, staff: dict[str, Staff], group: int, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_missed_changes_pages_and_cap(svc: Services, staff: dict[str, Staff], group: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(svc.message_buckets.local, "burst", 1000)
-    alice, dave = actor_for(staff["alice"]), actor_for(staff["dave"])
-    start = (await messages.do_send_message(svc, alice, group, "start", new_id())).message.id
+    alice, dave, bob = actor_for(staff["alice"]), actor_for(staff["dave"]), staff["bob"]
+    first = await messages.do_send_message(svc, alice, group, "start", new_id())
     ids = [(await messages.do_send_message(svc, alice, group, f"m{n}", new_id())).message.id for n in range(5)]
     private = await conversations.do_open_direct(svc, dave, "carol")
     await messages.do_send_message(svc, dave, private, "not for alice", new_id())
-    page = await messages.missed_messages(svc, actor_for(staff["bob"]), start, 3, 100)
-    assert not page.too_many and [m.id for m in page.messages] == ids[:3]
-    page = await messages.missed_messages(svc, actor_for(staff["bob"]), ids[2], 3, 100)
-    assert [m.id for m in page.messages] == ids[3:]
-    assert (await messages.missed_messages(svc, actor_for(staff["bob"]), start, 3, 5)).too_many is False
-    too_many = await messages.missed_messages(svc, actor_for(staff["bob"]), start, 3, 4)
-    assert too_many.too_many and too_many.messages == []
-    # dave sees only his direct chat; a stranger to both sees nothing.
-    assert [m.body for m in (await messages.missed_messages(svc, dave, 0, 50, 100)).messages] == ["not for alice"]
+    # Resume after the "start" message, by its position and (legacy) by its message id.
+    assert await stream.legacy_position(svc, first.message.id) == first.position
+    page = await stream.missed_changes(svc, bob, first.position, 3, 100)
+    assert not page.too_many and not page.complete and [m.id for m in page.messages] == ids[:3]
+    assert [f["message"]["id"] for f in page.frames] == ids[:3] and all(f["type"] == "message" for f in page.frames)
+    assert [f["position"] for f in page.frames] == page.positions
+    assert first.position < page.positions[0] and page.positions == sorted(set(page.positions))
+    assert page.position == page.positions[-1]
+    rest = await stream.missed_changes(svc, bob, page.position, 3, 100)
+    assert [m.id for m in rest.messages] == ids[3:] and rest.complete and not rest.too_many
+    assert page.position < rest.positions[0] and rest.position == rest.positions[-1]
+    # The cap counts every change waiting: five is not too many for a cap of 5, it is for 4.
+    assert (await stream.missed_changes(svc, bob, first.position, 3, 5)).too_many is False
+    too_many = await stream.missed_changes(svc, bob, first.position, 3, 4)
+    assert too_many.too_many and too_many.messages == [] and too_many.frames == [] and too_many.position == first.position
+    # dave sees only his direct chat (its creation, then its message).
+    mine = await stream.missed_changes(svc, staff["dave"], 0, 50, 100)
+    assert [m.body for m in mine.messages] == ["not for alice"]
+    assert [f["type"] for f in mine.frames] == ["conversation", "message"] and mine.frames[0]["conversation"]["id"] == private
 
 
 # What each action publishes
+
+
+def position_of(event: Event) -> int:
+    """A stream change's position: in its frame and on the event (the hub hands it to the
+    socket), the same int >= 1."""
+    position = event.data["position"]
+    assert isinstance(position, int) and position >= 1 and event.position == position
+    return position
 
 
 async def test_every_action_publishes_the_promised_frames(svc: Services, staff: dict[str, Staff], events: list[Event]) -> None:
@@ -130,7 +148,10 @@ async def test_every_action_publishes_the_promised_frames(svc: Services, staff: 
     events.clear()
     group = await conversations.do_create_group(svc, alice, "Ward 7", ["bob"])
     created, line = events
-    assert created.data == {"type": "conversation", "event": "created", "conversation": {"id": group, "kind": "group", "title": "Ward 7"}}
+    assert created.data == {
+        "type": "conversation", "position": position_of(created), "event": "created",
+        "conversation": {"id": group, "kind": "group", "title": "Ward 7"},
+    }
     assert set(line.data["message"]) == MESSAGE_KEYS and line.data["message"]["kind"] == "system"
 
     events.clear()
@@ -139,6 +160,7 @@ async def test_every_action_publishes_the_promised_frames(svc: Services, staff: 
     assert message.kind == "message" and sorted(message.user_ids) == sorted([ids["alice"], ids["bob"]])
     assert message.data["type"] == "message" and set(message.data["message"]) == MESSAGE_KEYS
     assert message.data["message"]["body"] == "K+ < 3.5" and message.data["message"]["id"] == sent.message.id
+    assert set(message.data) == {"type", "position", "message"} and position_of(message) == sent.position
 
     events.clear()
     await receipts.do_mark_delivered(svc, alice, group, sent.message.id)
@@ -146,19 +168,26 @@ async def test_every_action_publishes_the_promised_frames(svc: Services, staff: 
     delivered, read = events
     assert delivered.kind == read.kind == "receipt"
     assert sorted(read.user_ids) == sorted([ids["alice"], ids["bob"]])
-    assert read.data == {"type": "receipt", "conversation_id": group, "user_id": ids["alice"], "read_id": sent.message.id, "delivered_id": sent.message.id}
+    assert read.data == {
+        "type": "receipt", "position": position_of(read), "conversation_id": group, "user_id": ids["alice"],
+        "read_id": sent.message.id, "delivered_id": sent.message.id,
+    }
     assert delivered.data["read_id"] < sent.message.id == delivered.data["delivered_id"]
 
     events.clear()
     await conversations.do_rename_group(svc, alice, group, "Ward 7 & 8")
     await conversations.do_rename_group(svc, alice, group, "Ward 7 & 8")  # no change: nothing
     renamed, line = events
-    assert renamed.data == {"type": "conversation", "event": "renamed", "conversation": {"id": group, "kind": "group", "title": "Ward 7 & 8"}}
+    assert renamed.data == {
+        "type": "conversation", "position": position_of(renamed), "event": "renamed",
+        "conversation": {"id": group, "kind": "group", "title": "Ward 7 & 8"},
+    }
     assert line.kind == "message"
 
     events.clear()
     await conversations.do_add_members(svc, alice, group, ["carol", "dave"])
     added, line = events
+    assert position_of(added) < position_of(line)  # the new members' stream starts with the add
     assert added.data["event"] == "member_added" and sorted(added.data["user_ids"]) == sorted([ids["carol"], ids["dave"]])
     assert sorted(added.user_ids) == sorted(ids.values())
 
@@ -173,9 +202,15 @@ async def test_every_action_publishes_the_promised_frames(svc: Services, staff: 
     events.clear()
     direct = await conversations.do_open_direct(svc, alice, "dave")
     [opened] = events
-    assert opened.data == {"type": "conversation", "event": "created", "conversation": {"id": direct, "kind": "direct", "title": ""}}
+    assert opened.data == {
+        "type": "conversation", "position": position_of(opened), "event": "created",
+        "conversation": {"id": direct, "kind": "direct", "title": ""},
+    }
     for event in (created, message, read, renamed, added, removed, opened):
         assert round_trip(event) == event
+    # Every change gets the next position, in the order the actions committed them.
+    order = [created, message, delivered, read, renamed, added, removed, line1, left, line2, opened]
+    assert [position_of(e) for e in order] == sorted({position_of(e) for e in order})
 
 
 async def test_logout_publishes_the_end_of_that_session_only(svc: Services, staff: dict[str, Staff], events: list[Event]) -> None:

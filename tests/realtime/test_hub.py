@@ -19,13 +19,15 @@ class FakeConnection:
         self.user_id, self.session_id, self.socket_id = user_id, session_id, socket_id
         self.room = room
         self.frames: list[str] = []
+        self.positions: list[int | None] = []  # the stream position offered with each frame
         self.closes: list[int] = []
         self._new_frame = asyncio.Event()
 
-    def offer(self, frame: str) -> bool:
+    def offer(self, frame: str, position: int | None = None) -> bool:
         if len(self.frames) >= self.room:
             return False
         self.frames.append(frame)
+        self.positions.append(position)
         self._new_frame.set()
         return True
 
@@ -56,6 +58,18 @@ async def test_an_event_reaches_every_socket_of_the_named_users_serialised_once(
     assert json.loads(a1.frames[0]) == {"type": "message", "message": {"id": 1, "body": "K+ < 3.5"}}
     await hub.handle(message_event((1, 2), 2, except_socket="a1"))
     assert len(a1.frames) == 1 and len(a2.frames) == len(b.frames) == 2
+
+
+async def test_a_stream_change_is_offered_with_its_position() -> None:
+    """The socket learns the position of each change it is given (to hold or skip it while
+    it resumes); frames that are not stream changes come without one."""
+    hub = Hub()
+    conn = FakeConnection(1, "s", "c")
+    hub.add(conn)
+    await hub.handle(message_event((1,), 1, position=7))
+    await hub.handle(Event("sync_needed"))
+    await hub.handle(online(5, recipient=1))
+    assert conn.positions == [7, None, None]
 
 
 async def test_a_full_socket_is_closed_as_slow_and_the_others_still_get_everything() -> None:
