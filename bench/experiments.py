@@ -14,6 +14,8 @@ figures. Pick them with ``MEDCHAT_BENCH_EXPERIMENTS`` (comma-separated) and serv
 - ``gc-freeze``: ``gc.freeze()`` once the app serves, so the objects of start-up (modules,
   SQLAlchemy's mappers and compiled caches, Jinja) leave the generations a full (gen-2)
   collection walks; only what the run itself keeps is walked then.
+- ``switch-interval``: ``sys.setswitchinterval(0.0005)`` (default 5 ms): how long the event
+  loop thread may hold the GIL while an aiosqlite thread waits to hand back a result.
 """
 
 from __future__ import annotations
@@ -75,7 +77,13 @@ def _gc_freeze() -> None:
     FREEZE_AFTER_START = True
 
 
-PATCHES = {"gc-freeze": _gc_freeze, "sqlite-write-lock": _write_lock, "sqlite-pool": _pool, "ssl-buffer-32k": _ssl_buffer}
+def _switch_interval() -> None:
+    import sys
+
+    sys.setswitchinterval(0.0005)
+
+
+PATCHES = {"switch-interval": _switch_interval, "gc-freeze": _gc_freeze, "sqlite-write-lock": _write_lock, "sqlite-pool": _pool, "ssl-buffer-32k": _ssl_buffer}
 
 
 def create_app() -> Any:

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.messages import commit_in_position_order
@@ -54,13 +54,15 @@ async def append(
                 Change.conversation_id == conversation_id, Change.user_id == user_id, Change.kind == ChangeKind.RECEIPT
             )
         )
-    row = Change(
-        conversation_id=conversation_id, kind=kind, message_id=message_id, user_id=user_id,
-        data=json.dumps(data, separators=(",", ":")) if data else "",
+    result = await s.execute(
+        insert(Change)
+        .values(
+            conversation_id=conversation_id, kind=kind, message_id=message_id, user_id=user_id,
+            data=json.dumps(data, separators=(",", ":")) if data else "",
+        )
+        .returning(Change.position)
     )
-    s.add(row)
-    await s.flush()
-    return row.position
+    return int(result.scalar_one())
 
 
 async def set_floor(s: AsyncSession, conversation_id: int, user_ids: list[int], from_position: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, text, update
+from sqlalchemy import Select, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -97,10 +97,13 @@ async def commit_in_position_order(s: AsyncSession) -> None:
     client that saw 101 would never ask for 100. SQLite has one writer at a time, so its
     ids already commit in order. On PostgreSQL, transactions that insert messages or
     changes take one transaction-scoped advisory lock, held until commit; ids and
-    positions are drawn after it. Taking it twice in one transaction is harmless.
+    positions are drawn after it. A session takes it once.
     """
-    if s.get_bind().dialect.name == "postgresql":
-        await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _STREAM_ORDER_LOCK})
+    if s.info.get("stream_order_lock") or s.get_bind().dialect.name != "postgresql":
+        return
+    await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _STREAM_ORDER_LOCK})
+    # Held until this transaction ends; every session here is one transaction (store.db).
+    s.info["stream_order_lock"] = True
 
 
 async def insert_message(
@@ -116,18 +119,21 @@ async def insert_message(
 ) -> int:
     """Insert a message and move the conversation's ``last_message_id``; return the id."""
     await commit_in_position_order(s)
-    msg = Message(
-        conversation_id=conversation_id, sender_id=sender_id, kind=kind, body=body,
-        client_msg_id=client_msg_id, reply_to_id=reply_to_id, created_at=now,
-    )
-    s.add(msg)
-    await s.flush()
+    # Core statements, not the ORM's unit of work: this runs for every message sent.
+    msg_id = int((await s.execute(
+        insert(Message)
+        .values(
+            conversation_id=conversation_id, sender_id=sender_id, kind=kind, body=body,
+            client_msg_id=client_msg_id, reply_to_id=reply_to_id, created_at=now,
+        )
+        .returning(Message.id)
+    )).scalar_one())
     await s.execute(
         update(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.last_message_id < msg.id)
-        .values(last_message_id=msg.id)
+        .where(Conversation.id == conversation_id, Conversation.last_message_id < msg_id)
+        .values(last_message_id=msg_id)
     )
-    return msg.id
+    return msg_id
 
 
 async def messages_page(
