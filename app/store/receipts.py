@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib.clock import as_utc
@@ -58,8 +58,9 @@ async def record_watermark_move(
     s: AsyncSession, conversation_id: int, user_id: int, *, read_id: int, delivered_id: int, now: datetime
 ) -> None:
     """Keep when a member's watermarks reached these ids (message info times)."""
-    s.add(WatermarkMove(conversation_id=conversation_id, user_id=user_id, read_id=read_id, delivered_id=delivered_id, at=now))
-    await s.flush()
+    await s.execute(
+        insert(WatermarkMove).values(conversation_id=conversation_id, user_id=user_id, read_id=read_id, delivered_id=delivered_id, at=now)
+    )
 
 
 async def receipt_times(
