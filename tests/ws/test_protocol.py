@@ -10,7 +10,7 @@ import pytest
 from app.services import Services
 from tests.helpers import all_messages, new_id
 from tests.ws.conftest import People
-from tests.ws.wsclient import Sock, ws_open
+from tests.ws.wsclient import Sock, position_of, ws_open
 
 pytestmark = pytest.mark.usefixtures("database_kind")
 
@@ -48,9 +48,11 @@ async def test_ack_comes_after_the_commit_and_every_member_socket_gets_the_messa
         }
         assert message["created_at"].startswith("2026-01-05T09:00:00") and message["created_at"].endswith("+00:00")
         # Every socket of every member, the sending socket and the sender's other tab included.
+        # The ack carries the position of the message's change, as every socket's frame does.
+        position = position_of(ack)
         for sock in (a1, a2, b):
             event = await sock.expect("message")
-            assert event == {"type": "message", "message": message}
+            assert event == {"type": "message", "position": position, "message": message}
         # carol is in no conversation with them: her next message is the one in her own chat.
         cb = await people.direct(people.carol, "bob")
         marker = await ack_of(c, send(cb, "for carol"))
@@ -79,10 +81,12 @@ async def test_a_repeated_client_msg_id_is_acked_as_duplicate_and_stores_nothing
         again = await ack_of(a, {**frame, "body": "changed on the resend"})
         assert again["duplicate"] is True
         assert again["message"] == first["message"]  # the stored message, not the resend
+        assert again["position"] == position_of(first)  # and the position of its change
         # After a reconnect too.
         async with ws_open(people.alice) as a_again:
             third = await ack_of(a_again, frame)
             assert third["duplicate"] is True and third["message"]["id"] == first["message"]["id"]
+            assert third["position"] == first["position"]
         assert [m.body for m in await all_messages(svc, people.ab)] == ["once only"]
         # bob got one event: the next one after it is a new message, not a second copy.
         assert (await b.expect("message"))["message"]["id"] == first["message"]["id"]

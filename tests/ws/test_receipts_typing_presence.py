@@ -15,7 +15,7 @@ from app.store import conversations as store_conversations
 from app.store import staff as store_staff
 from tests.helpers import actor_for, new_id
 from tests.ws.conftest import People
-from tests.ws.wsclient import Sock, ws_open
+from tests.ws.wsclient import Sock, increasing, live_positions, unpositioned, ws_open
 
 pytestmark = pytest.mark.usefixtures("database_kind")
 
@@ -48,16 +48,19 @@ async def test_delivered_and_read_move_watermarks_and_tell_every_member(people: 
         m2 = await say(svc, b, people.ab, "two")
         assert await watermarks(svc, people.ab, a) == (0, 0)
         await alice.send({"type": "delivered", "conversation_id": people.ab, "up_to_id": m2})
-        assert await bob.expect("receipt") == receipt(people.ab, a, 0, m2)
-        assert await alice.expect("receipt") == receipt(people.ab, a, 0, m2)  # my other tabs
+        assert unpositioned(await bob.expect("receipt")) == receipt(people.ab, a, 0, m2)
+        assert unpositioned(await alice.expect("receipt")) == receipt(people.ab, a, 0, m2)  # my other tabs
         assert await watermarks(svc, people.ab, a) == (0, m2)
         await alice.send({"type": "read", "conversation_id": people.ab, "up_to_id": m1})
-        assert await bob.expect("receipt") == receipt(people.ab, a, m1, m2)
+        assert unpositioned(await bob.expect("receipt")) == receipt(people.ab, a, m1, m2)
         await alice.send({"type": "read", "conversation_id": people.ab, "up_to_id": m2})
-        assert await bob.expect("receipt") == receipt(people.ab, a, m2, m2)
+        assert unpositioned(await bob.expect("receipt")) == receipt(people.ab, a, m2, m2)
         assert await watermarks(svc, people.ab, a) == (m2, m2)
         # The sender's own watermarks: sending read my own message.
         assert await watermarks(svc, people.ab, b) == (m2, m2)
+        # Each move is a newer change than the one it replaces, and both tabs saw the same.
+        assert len(bob.taken("receipt")) == 3 and increasing(live_positions(bob)), live_positions(bob)
+        assert alice.taken("receipt")[0]["position"] == bob.taken("receipt")[0]["position"]
 
 
 async def test_read_implies_delivered(people: People, svc: Services) -> None:
@@ -65,7 +68,7 @@ async def test_read_implies_delivered(people: People, svc: Services) -> None:
     async with ws_open(people.alice) as alice, ws_open(people.bob) as bob:
         m1 = await say(svc, b, people.ab, "one")
         await alice.send({"type": "read", "conversation_id": people.ab, "up_to_id": m1})
-        assert await bob.expect("receipt") == receipt(people.ab, a, m1, m1)
+        assert unpositioned(await bob.expect("receipt")) == receipt(people.ab, a, m1, m1)
         assert await watermarks(svc, people.ab, a) == (m1, m1)
 
 
@@ -75,7 +78,7 @@ async def test_watermarks_never_move_back_nor_past_the_newest_message(people: Pe
         m1 = await say(svc, b, people.ab, "one")
         m2 = await say(svc, b, people.ab, "two")
         await alice.send({"type": "read", "conversation_id": people.ab, "up_to_id": 10**15})
-        assert await bob.expect("receipt") == receipt(people.ab, a, m2, m2)  # capped at the newest
+        assert unpositioned(await bob.expect("receipt")) == receipt(people.ab, a, m2, m2)  # capped at the newest
         for kind in ("read", "delivered"):
             await alice.send({"type": kind, "conversation_id": people.ab, "up_to_id": m1})
             await alice.send({"type": kind, "conversation_id": people.ab, "up_to_id": m2})
@@ -83,13 +86,13 @@ async def test_watermarks_never_move_back_nor_past_the_newest_message(people: Pe
         # Nothing moved, so nothing was published: bob's next receipt is about a new message.
         m3 = await say(svc, b, people.ab, "three")
         await alice.send({"type": "delivered", "conversation_id": people.ab, "up_to_id": m3})
-        assert await bob.expect("receipt") == receipt(people.ab, a, m2, m3)
+        assert unpositioned(await bob.expect("receipt")) == receipt(people.ab, a, m2, m3)
         assert len(bob.taken("receipt")) == 2
         # A later message elsewhere does not let the watermark run past this chat's newest.
         other = await people.direct(people.alice, "carol")
         m4 = await say(svc, a, other, "elsewhere")
         await alice.send({"type": "read", "conversation_id": people.ab, "up_to_id": m4})
-        assert await bob.expect("receipt") == receipt(people.ab, a, m3, m3)
+        assert unpositioned(await bob.expect("receipt")) == receipt(people.ab, a, m3, m3)
 
 
 async def test_receipts_for_a_conversation_i_am_not_in_are_not_found(people: People, svc: Services) -> None:
@@ -106,7 +109,7 @@ async def test_receipts_for_a_conversation_i_am_not_in_are_not_found(people: Peo
             assert await store_conversations.membership(s, people.ab, c, include_left=True) is None
         # alice heard nothing of it: her next receipt is her own.
         await alice.send({"type": "read", "conversation_id": people.ab, "up_to_id": m1})
-        assert await alice.expect("receipt") == receipt(people.ab, a, m1, m1)
+        assert unpositioned(await alice.expect("receipt")) == receipt(people.ab, a, m1, m1)
         assert len(alice.taken("receipt")) == 1
 
 
@@ -117,10 +120,10 @@ async def test_viewing_the_no_js_page_sends_a_read_receipt(people: People, svc: 
         # The automatic refresh only moves delivered.
         response = await people.alice.get(f"/chats/{people.ab}?auto=1")
         assert response.status_code == 200
-        assert await bob.expect("receipt") == receipt(people.ab, a, 0, m1)
+        assert unpositioned(await bob.expect("receipt")) == receipt(people.ab, a, 0, m1)
         response = await people.alice.get(f"/chats/{people.ab}")
         assert response.status_code == 200
-        assert await bob.expect("receipt") == receipt(people.ab, a, m1, m1)
+        assert unpositioned(await bob.expect("receipt")) == receipt(people.ab, a, m1, m1)
         assert await watermarks(svc, people.ab, a) == (m1, m1)
 
 
@@ -133,7 +136,8 @@ async def test_receipts_in_a_group_reach_every_member(people: People, svc: Servi
         m1 = await say(svc, a, group, "hello all")
         await bob.send({"type": "read", "conversation_id": group, "up_to_id": m1})
         for sock in (alice, carol, bob):
-            assert await sock.expect("receipt") == receipt(group, b, m1, m1)
+            assert unpositioned(await sock.expect("receipt")) == receipt(group, b, m1, m1)
+        assert alice.taken("receipt")[0]["position"] == carol.taken("receipt")[0]["position"] == bob.taken("receipt")[0]["position"]
         assert (await watermarks(svc, group, c))[0] < m1
 
 

@@ -21,9 +21,11 @@ async def test_socket_connection_queue_is_bounded() -> None:
 async def test_socket_connection_holds_frames_while_resuming_within_the_same_bound() -> None:
     conn = SocketConnection(1, "s", queue_size=2)
     conn.resuming = True
-    assert conn.offer("a") and conn.offer("b")
-    assert conn.offer("c") is False
-    assert conn.queue.qsize() == 0 and conn.held[:2] == ["a", "b"]
+    assert conn.offer("a", 7) and conn.offer("b")
+    assert conn.offer("c", 8) is False
+    # Held with their positions (a stream change's, None for other frames): the resume skips
+    # exactly the changes its pages carried.
+    assert conn.queue.qsize() == 0 and conn.held[:2] == [("a", 7), ("b", None)]
 
 
 async def test_hub_closes_a_real_socket_connection_that_overflows() -> None:

@@ -179,3 +179,28 @@ async def refused(
 
 def message_ids(frames: list[dict[str, Any]]) -> list[int]:
     return [f["message"]["id"] for f in frames if f["type"] == "message"]
+
+
+STREAM_FRAMES = ("message", "receipt", "conversation")  # the frames that carry a position
+
+
+def position_of(frame: dict[str, Any]) -> int:
+    """A stream frame's ``position``: an int >= 1 (docs/protocol.md, "Positions")."""
+    position = frame.get("position")
+    assert isinstance(position, int) and not isinstance(position, bool) and position >= 1, frame
+    return position
+
+
+def unpositioned(frame: dict[str, Any]) -> dict[str, Any]:
+    """The frame without its ``position`` (checked), to compare the rest exactly."""
+    position_of(frame)
+    return {k: v for k, v in frame.items() if k != "position"}
+
+
+def live_positions(sock: Sock) -> list[int]:
+    """The positions of every live stream frame the socket received, in arrival order."""
+    return [position_of(f) for f in sock.seen if f["type"] in STREAM_FRAMES]
+
+
+def increasing(positions: list[int]) -> bool:
+    return all(a < b for a, b in zip(positions, positions[1:], strict=False))
