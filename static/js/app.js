@@ -12,7 +12,7 @@ import { Notifier } from './notify.js';
 import { Outbox } from './outbox.js';
 import { registerServiceWorker, setupInstallButton } from './pwa.js';
 import { setupSession } from './session.js';
-import { ResumePoint, Socket } from './socket.js';
+import { followStream, ResumePoint, Socket } from './socket.js';
 
 const body = document.body;
 const me = Number(body.dataset.userId) || 0;
@@ -79,9 +79,9 @@ function startLive(root) {
     }
   };
 
-  const onFrame = (frame) => {
-    // Every change of the stream carries its position: the point to resume from.
-    if (frame.type !== 'sync' && typeof frame.position === 'number') resume.seen(frame.position);
+  // Every change of the stream carries its position: the point to resume from. What happened
+  // while this tab was away comes in sync pages, each change handled here as if it came live.
+  const onFrame = followStream(resume, (frame) => {
     switch (frame.type) {
       case 'hello':
         if (chatList) {
@@ -100,12 +100,6 @@ function startLive(root) {
       case 'ack':
         outbox.done(frame.client_msg_id);
         handleMessage(frame.message);
-        break;
-      case 'sync':
-        // What happened while this tab was away, oldest first, each change as it would
-        // have come live: messages, receipts, renames, members added and removed.
-        for (const change of frame.changes || []) onFrame(change);
-        if (frame.done) resume.seen(frame.position);
         break;
       case 'receipt':
         if (conversation) conversation.onReceipt(frame);
@@ -131,7 +125,7 @@ function startLive(root) {
       default:
         break;
     }
-  };
+  });
 
   let bannerTimer = null;
   const onState = (state) => {

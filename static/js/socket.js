@@ -44,6 +44,30 @@ export class ResumePoint {
   }
 }
 
+/**
+ * The page's side of the change stream: every frame, live or replayed from a ``sync`` page,
+ * goes to ``handle``. A ``sync`` page's changes are the frames that would have come live
+ * (messages, receipts, renames, members added and removed), oldest first: each goes through
+ * ``handle`` exactly as a live one would, and every change's position moves ``resume``
+ * (the page's own position once the last page is done). ``handle`` never sees the ``sync``
+ * frame itself.
+ * @param {ResumePoint} resume
+ * @param {(frame: any) => void} handle
+ * @returns {(frame: any) => void}
+ */
+export function followStream(resume, handle) {
+  const onFrame = (frame) => {
+    if (frame.type === 'sync') {
+      for (const change of frame.changes || []) onFrame(change);
+      if (frame.done) resume.seen(frame.position);
+      return;
+    }
+    if (typeof frame.position === 'number') resume.seen(frame.position);
+    handle(frame);
+  };
+  return onFrame;
+}
+
 export class Socket {
   /**
    * @param {object} o
