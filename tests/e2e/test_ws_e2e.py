@@ -198,8 +198,9 @@ async def test_send_ack_resume_after_reconnect_and_idempotent_resend(ws_server: 
         await alice.expect_type("hello")
         await bob.expect_type("hello")
         first_cid = await alice.send_message(conv, "K+ < 3.5 & BP > 140")
-        first = (await _ack(alice, first_cid))["message"]
-        assert isinstance(first, dict)
+        first_ack = await _ack(alice, first_cid)
+        first, first_position = first_ack["message"], first_ack["position"]
+        assert isinstance(first, dict) and isinstance(first_position, int)
         assert first["body"] == "K+ < 3.5 & BP > 140" and first["client_msg_id"] == first_cid
         await bob.expect_message(first["id"])
         await alice.close()
@@ -218,6 +219,15 @@ async def test_send_ack_resume_after_reconnect_and_idempotent_resend(ws_server: 
         assert [m["id"] for m in page["messages"]] == missed_ids
         assert [m["body"] for m in page["messages"]] == [f"while you were away {n}" for n in range(3)]
         assert page["last_id"] == missed_ids[-1]
+        # The v2 way, from the position the first ack gave: the same messages as changes.
+        since = await open_socket(ws_server, people.alice.cookie, since=first_position)
+        try:
+            v2 = await since.expect_type("sync", timeout=5)
+        finally:
+            await since.close()
+        assert v2["done"] is True and "messages" not in v2 and "last_id" not in v2
+        assert [c["message"]["id"] for c in v2["changes"] if c["type"] == "message"] == missed_ids
+        assert v2["position"] == page["position"] == max(c["position"] for c in v2["changes"])
 
         # The same client_msg_id again, on the new socket: the stored message, nothing new.
         bob_mark = len(bob.frames)

@@ -185,6 +185,7 @@ async def open_socket(
     cookies: str | None,
     *,
     after: int | None = None,
+    since: int | None = None,
     origin: str | None = "own",
     read: bool = True,
     receive_buffer: int | None = None,
@@ -195,7 +196,8 @@ async def open_socket(
     ``read=False`` leaves the socket unread (a slow consumer); ``receive_buffer`` shrinks
     the kernel's receive buffer (SO_RCVBUF) so TCP stops absorbing frames early.
     """
-    url = server.ws_url + (f"?after={after}" if after is not None else "")
+    # ``since``: resume from a stream position (v2); ``after``: from a message id (legacy).
+    url = server.ws_url + (f"?since={since}" if since is not None else f"?after={after}" if after is not None else "")
     headers: dict[str, str] = {}
     if cookies:
         headers["Cookie"] = cookies
