@@ -133,6 +133,9 @@ class Change(Base):
         Index("ix_changes_conversation_position", "conversation_id", "position"),
         Index("ix_changes_conversation_user_kind", "conversation_id", "user_id", "kind"),
         Index("ix_changes_message_id", "message_id"),
+        # SQLite would give a new row the highest rowid + 1: after a receipt replaced the
+        # newest change, its position again. AUTOINCREMENT never reuses one.
+        {"sqlite_autoincrement": True},
     )
 
     position: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -28,6 +28,8 @@ def upgrade() -> None:
         sa.Column("message_id", sa.BigInteger(), nullable=True),
         sa.Column("user_id", sa.BigInteger(), nullable=True),
         sa.Column("data", sa.Text(), nullable=False, server_default=""),
+        # Positions are never reused on SQLite (a receipt deletes the one it replaces).
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_changes_conversation_position", "changes", ["conversation_id", "position"])
     op.create_index("ix_changes_conversation_user_kind", "changes", ["conversation_id", "user_id", "kind"])
