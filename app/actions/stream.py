@@ -38,8 +38,16 @@ class Work:
 
 @asynccontextmanager
 async def unit_of_work(svc: Services) -> AsyncIterator[Work]:
-    """A write transaction whose ``on_commit`` events go out only after it committed."""
+    """A write transaction whose ``on_commit`` events go out only after it committed.
+
+    It takes the stream's order lock (PostgreSQL) before anything else. Taken only at its
+    first insert, it came after the row locks of the work's own updates (a rename's title, a
+    leaver's membership) while the group writer's batch, holding the lock, waited for those
+    rows (a send moves its conversation's ``last_message_id``): a deadlock PostgreSQL broke by
+    failing one of them (tests/realtime/test_stream_two_processes.py, the racing burst).
+    """
     async with svc.db.transaction() as s:
+        await messages.commit_in_position_order(s)
         work = Work(s)
         yield work
     for event in work.events:
