@@ -42,8 +42,11 @@ async def unit_of_work(svc: Services, *, stream: bool = True) -> AsyncIterator[W
 
     ``stream``: it appends changes, so it takes the stream's order lock first (PostgreSQL;
     SQLite has one writer): before any row lock (a member list's version, a membership),
-    which keeps it from deadlocking with a send that holds the lock. Work that only ends
-    sessions (events that are wake-ups, not changes) passes ``stream=False``.
+    which keeps it from deadlocking with a send that holds the lock (taken at the first
+    insert, after a rename's or a leaver's row locks, PostgreSQL broke such a deadlock by
+    failing one of them: tests/realtime/test_stream_two_processes.py, the racing burst).
+    Work that only ends sessions (events that are wake-ups, not changes) passes
+    ``stream=False``.
     """
     async with svc.db.transaction() as s:
         if stream:

@@ -79,6 +79,12 @@ class SocketConnection:
         self.closed = asyncio.Event()
         self.resuming = False
         self.held: list[tuple[str, int | None]] = []
+        # The newest position a sync page of this socket carried. A live frame of a change at
+        # or below it was in a page already (positions commit in order: every change up to it
+        # had committed when the page was read), or is not this member's to see, and is not
+        # sent again: its wake-up may cross Redis after the resume ended
+        # (tests/realtime/test_stream_two_processes.py).
+        self.covered = 0
         self.last_heard = self.clock.monotonic()
 
     def offer(self, frame: str, position: int | None = None) -> bool:
@@ -87,6 +93,8 @@ class SocketConnection:
         if self.resuming:
             self.held.append((frame, position))
             return len(self.held) <= self.queue.maxsize
+        if position is not None and position <= self.covered:
+            return True  # the socket had it in a sync page
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
@@ -361,14 +369,18 @@ class SocketHandler:
                     last_id = max([last_id, *(m.id for m in missed.messages)])
                     frame.update(messages=[message_dict(m) for m in missed.messages], last_id=last_id)
                 await conn.queue.put(dumps(frame))
+                # Only a position the page carried: an empty page proves nothing (``since``
+                # may name a position beyond every committed one).
+                conn.covered = max([conn.covered, *missed.positions])
                 if missed.complete:
                     break
         finally:
             held, conn.held = conn.held, []
             conn.resuming = False
             for frame_text, position in held:
-                # Skip exactly what a sync page carried. Not "position <= last": a change
-                # that committed after the page was read is held here and must still go out.
+                # Skip exactly what a sync page carried (``offer`` also drops anything at or
+                # below ``conn.covered``). A change that committed after the page was read
+                # has a higher position: it is held here and still goes out.
                 if position is not None and position in sent:
                     continue
                 if not conn.offer(frame_text, position):
