@@ -85,20 +85,22 @@ async def do_send_message(
         text = clean_body(body, svc.settings.message_max_chars)
     except TextError as exc:
         raise ActionError("bad_body", str(exc), field="body") from exc
-    # The hot path: light reads, then one unit of the group writer's batch, no read-back.
-    # (A reply is checked first: for a non-member the quoted message is not found.)
-    async with svc.db.reading() as s:
-        earlier = await messages.message_by_client_id(s, actor.user.id, client_msg_id)
-        if earlier is not None:
-            return _repeat(earlier, conversation_id, await changes.position_of_message(s, earlier.id))
-        quoted = None
-        if reply_to is not None:
+    # The hot path: one unit of the group writer's batch, no read-back. Only a reply reads
+    # first (for a non-member the quoted message is not found).
+    quoted = None
+    if reply_to is not None:
+        async with svc.db.reading() as s:
             try:
                 _mine, quoted = await access_message(s, actor.user, conversation_id, reply_to)
             except NotFound as exc:
                 raise ActionError("bad_reply_to", "The message you reply to is not in this conversation.", field="reply_to") from exc
     wait = await svc.message_buckets.take(actor.user.id)
     if wait:
+        # A resend of a stored message is not a new send: answered even past the limit.
+        async with svc.db.reading() as s:
+            earlier = await messages.message_by_client_id(s, actor.user.id, client_msg_id)
+            if earlier is not None:
+                return _repeat(earlier, conversation_id, await changes.position_of_message(s, earlier.id))
         raise RateLimited(wait)
     now = svc.clock.now()
     rec = MessageRecord(
@@ -108,12 +110,16 @@ async def do_send_message(
         reply_sender_name=quoted.sender_name if quoted else None,
         reply_body=quoted.body if quoted else None,
     )
-    async def store(s: Session) -> tuple[int, int, dict[int, int]]:
+    async def store(s: Session) -> tuple[int, int, dict[int, int]] | None:
         # One unit of the group writer's batch transaction (it may run twice: pure database
         # work). The membership check comes first and is the only one: the members as of
         # this commit, under the stream's order lock (BEGIN IMMEDIATE on SQLite, the advisory
         # lock on PostgreSQL), so one added meanwhile hears it and one gone cannot send.
+        # None: that client_msg_id is stored already (a resend): nothing is written and the
+        # stored message is the answer, as before the membership check.
         await messages.commit_in_position_order(s)
+        if await messages.message_id_by_client_id(s, actor.user.id, client_msg_id) is not None:
+            return None
         members = await current_members(svc, s, conversation_id)
         if actor.user.id not in members:
             raise NotFound("No such conversation.")
@@ -126,15 +132,17 @@ async def do_send_message(
         return msg_id, position, members
 
     try:
-        msg_id, position, members = await svc.writer.submit(store)
+        stored = await svc.writer.submit(store)
     except Conflict:
-        # The same client_msg_id committed by a concurrent request (double submit).
+        stored = None  # the same client_msg_id committed by a concurrent request (double submit)
+    if stored is None:
         async with svc.db.reading() as s:
             earlier = await messages.message_by_client_id(s, actor.user.id, client_msg_id)
             position = await changes.position_of_message(s, earlier.id) if earlier is not None else 0
         if earlier is None:
-            raise
+            raise Conflict()
         return _repeat(earlier, conversation_id, position)
+    msg_id, position, members = stored
     rec = replace(rec, id=msg_id)
     # Committed: every sender of the batch is answered and every member woken only now.
     for event in message_events(rec, members, position):

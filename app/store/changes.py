@@ -48,13 +48,14 @@ async def append(
     move up, so a device that was away needs only the newest (they collapse on write).
     """
     await commit_in_position_order(s)
+    conn = await s.connection()  # Core, not the ORM: every message and receipt appends one
     if kind == ChangeKind.RECEIPT:
-        await s.execute(
+        await conn.execute(
             delete(Change).where(
                 Change.conversation_id == conversation_id, Change.user_id == user_id, Change.kind == ChangeKind.RECEIPT
             )
         )
-    result = await s.execute(
+    result = await conn.execute(
         insert(Change)
         .values(
             conversation_id=conversation_id, kind=kind, message_id=message_id, user_id=user_id,

@@ -116,7 +116,8 @@ async def _members_changed(s: AsyncSession, conversation_id: int) -> None:
 
 async def members_version(s: AsyncSession, conversation_id: int) -> int | None:
     """The version of a conversation's member list; None when there is no such conversation."""
-    return await s.scalar(select(Conversation.members_version).where(Conversation.id == conversation_id))
+    conn = await s.connection()  # Core: every send and receipt reads it
+    return await conn.scalar(select(Conversation.members_version).where(Conversation.id == conversation_id))
 
 
 async def set_role(s: AsyncSession, conversation_id: int, user_id: int, role: str) -> None:

@@ -81,6 +81,15 @@ async def message_records(s: AsyncSession, message_ids: list[int]) -> list[Messa
     return [to_record(r) for r in rows.all()]
 
 
+async def message_id_by_client_id(s: AsyncSession, sender_id: int, client_msg_id: str) -> int | None:
+    """The id of the sender's message with this client_msg_id, if stored (the send path's
+    duplicate check, on the unique index, as a plain Core read)."""
+    conn = await s.connection()
+    return await conn.scalar(
+        select(Message.id).where(Message.sender_id == sender_id, Message.client_msg_id == client_msg_id)
+    )
+
+
 async def message_record(s: AsyncSession, message_id: int) -> MessageRecord | None:
     row = (await s.execute(message_select().where(Message.id == message_id))).first()
     return to_record(row) if row else None
@@ -119,8 +128,10 @@ async def insert_message(
 ) -> int:
     """Insert a message and move the conversation's ``last_message_id``; return the id."""
     await commit_in_position_order(s)
-    # Core statements, not the ORM's unit of work: this runs for every message sent.
-    msg_id = int((await s.execute(
+    # Core statements on the session's connection, not through the ORM: this runs for every
+    # message sent (the ORM's execution layer cost more than the statements themselves).
+    conn = await s.connection()
+    msg_id = int((await conn.execute(
         insert(Message)
         .values(
             conversation_id=conversation_id, sender_id=sender_id, kind=kind, body=body,
@@ -128,7 +139,7 @@ async def insert_message(
         )
         .returning(Message.id)
     )).scalar_one())
-    await s.execute(
+    await conn.execute(
         update(Conversation)
         .where(Conversation.id == conversation_id, Conversation.last_message_id < msg_id)
         .values(last_message_id=msg_id)

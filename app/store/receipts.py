@@ -40,7 +40,8 @@ async def raise_watermarks(
         conds.append(Membership.last_delivered_id < delivered_id)
     if not values:
         return None
-    row = (await s.execute(
+    conn = await s.connection()  # Core, not the ORM: every send and receipt moves one
+    row = (await conn.execute(
         update(Membership)
         .where(
             Membership.conversation_id == conversation_id,
@@ -58,7 +59,7 @@ async def record_watermark_move(
     s: AsyncSession, conversation_id: int, user_id: int, *, read_id: int, delivered_id: int, now: datetime
 ) -> None:
     """Keep when a member's watermarks reached these ids (message info times)."""
-    await s.execute(
+    await (await s.connection()).execute(
         insert(WatermarkMove).values(conversation_id=conversation_id, user_id=user_id, read_id=read_id, delivered_id=delivered_id, at=now)
     )
 
