@@ -142,8 +142,9 @@ async def check_session(svc: Services, token: str, *, activity: bool, ip: str | 
                 work.on_commit(Event(EventKind.SESSION_ENDED, session_ids=(session_hash,)))
         return EndedSession(reason)
     if activity and (now - row.last_seen_at).total_seconds() >= svc.settings.session_touch_seconds:
-        async with svc.db.transaction() as s:
-            await sessions.touch_session(s, session_hash, now)
+        # Through the group writer: after a restart every client's first frame touches its
+        # session, and one synced commit each would queue them for seconds.
+        await svc.writer.submit(lambda s: sessions.touch_session(s, session_hash, now))
     return ResolvedSession(user=user_row, session_id=session_hash)
 
 

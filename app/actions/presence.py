@@ -21,6 +21,7 @@ socket opened or closed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import Any
 from app.realtime.events import Event
 from app.services import Services
 from app.store import conversations, staff
+from app.store.db import Session
 from app.vocab import EventKind
 
 log = logging.getLogger("medchat.presence")
@@ -68,8 +70,8 @@ async def announce_presence(svc: Services, user_id: int, online: bool, origin: s
     """Publish that this process has (or no longer has) sockets of ``user_id``."""
     now = svc.clock.now()
     if not online:
-        async with svc.db.transaction() as s:
-            await staff.set_last_seen(s, user_id, now)
+        # Through the group writer: many sockets close together (a restart, a network cut).
+        await svc.writer.submit(lambda s: staff.set_last_seen(s, user_id, now))
     ids = await contacts(svc, user_id)
     frame = {"type": "presence", "user_id": user_id, "online": online, "last_seen": None if online else now.isoformat()}
     await svc.publish(Event(EventKind.PRESENCE, tuple(ids), frame, origin=origin))
@@ -110,11 +112,14 @@ async def take_back_silent_claims(svc: Services) -> None:
             still_online = bool(svc.hub.claims.get(user_id, set()) - {origin}) or svc.hub.has_local(user_id)
             now = svc.clock.now()
             if not still_online:
-                async with svc.db.transaction() as s:
-                    await staff.set_last_seen(s, user_id, now)
+                await svc.writer.submit(functools.partial(_set_last_seen, user_id=user_id, now=now))
             ids = await contacts(svc, user_id)
             frame = {"type": "presence", "user_id": user_id, "online": False, "last_seen": now.isoformat()}
             await svc.hub.handle(Event(EventKind.PRESENCE, tuple(ids), frame, origin=origin))
+
+
+async def _set_last_seen(s: Session, *, user_id: int, now: datetime) -> None:
+    await staff.set_last_seen(s, user_id, now)
 
 
 async def keep_presence_alive(svc: Services) -> None:
