@@ -14,6 +14,7 @@ figures. Pick them with ``MEDCHAT_BENCH_EXPERIMENTS`` (comma-separated) and serv
 - ``gc-freeze``: ``gc.freeze()`` once the app serves, so the objects of start-up (modules,
   SQLAlchemy's mappers and compiled caches, Jinja) leave the generations a full (gen-2)
   collection walks; only what the run itself keeps is walked then.
+- ``count-sql``: count the statements the worker runs into ``bench/results/sql-counts.json``.
 - ``switch-interval``: ``sys.setswitchinterval(0.0005)`` (default 5 ms): how long the event
   loop thread may hold the GIL while an aiosqlite thread waits to hand back a result.
 """
@@ -83,7 +84,35 @@ def _switch_interval() -> None:
     sys.setswitchinterval(0.0005)
 
 
-PATCHES = {"switch-interval": _switch_interval, "gc-freeze": _gc_freeze, "sqlite-write-lock": _write_lock, "sqlite-pool": _pool, "ssl-buffer-32k": _ssl_buffer}
+def _count_sql() -> None:
+    """Count the statements the worker runs, by their first 120 characters, into
+    bench/results/sql-counts.json every 5 s (which queries a scenario costs)."""
+    import collections
+    import json
+    import threading
+    from pathlib import Path
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    counts: collections.Counter[str] = collections.Counter()
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        counts[" ".join(statement.split())[:120]] += 1
+
+    out = Path(__file__).parent / "results" / "sql-counts.json"
+
+    def dump() -> None:
+        out.write_text(json.dumps(counts.most_common(), indent=1))
+        timer = threading.Timer(5.0, dump)
+        timer.daemon = True
+        timer.start()
+
+    dump()
+
+
+PATCHES = {"count-sql": _count_sql, "switch-interval": _switch_interval, "gc-freeze": _gc_freeze, "sqlite-write-lock": _write_lock, "sqlite-pool": _pool, "ssl-buffer-32k": _ssl_buffer}
 
 
 def create_app() -> Any:
