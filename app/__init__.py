@@ -34,6 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     from app.realtime.ratelimit import SharedLimits
     from app.services import Services
     from app.store.db import Database
+    from app.store.messages import commit_in_position_order
     from app.store.writer import GroupWriter
 
     settings = Settings.from_config(app.config)  # once: every value's type checked here
@@ -45,7 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         config=app.config,
         settings=settings,
         db=db,
-        writer=GroupWriter(db),
+        writer=GroupWriter(db, first=commit_in_position_order),
         broker=_make_broker(settings),
         hub=hub,
         clock=clock,

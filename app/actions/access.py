@@ -49,6 +49,12 @@ async def _access_message(s: Session, user: Staff, conversation_id: int, message
     return mine, rec.seen_from(mine.history_from_id)
 
 
+# What a group writer's unit answers when the actor is not a member: a refusal before any
+# write is an answer, not a failure (raising would roll back and re-run the whole batch with
+# savepoints, which any client could cause at will); the caller raises NotFound.
+NOT_A_MEMBER = "not_a_member"
+
+
 async def current_members(svc: Services, s: Session, conversation_id: int) -> dict[int, int]:
     """The conversation's members now, each with their ``history_from_id`` ({} when there is
     no such conversation). One primary-key read of the member list's version; the list

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from app.actions import Actor
-from app.actions.access import access_conversation, access_message, current_members
+from app.actions.access import NOT_A_MEMBER, access_conversation, access_message, current_members
 from app.actions.errors import ActionError, NotFound, RateLimited
 from app.actions.receipts import do_mark_delivered, do_mark_read
 from app.actions.stream import message_events
+from app.lib.errors import Unavailable
 from app.lib.text import TextError, clean_body
 from app.lib.tokens import is_client_msg_id
 from app.records import ConversationDetail, MessageRecord, Staff
@@ -110,7 +111,7 @@ async def do_send_message(
         reply_sender_name=quoted.sender_name if quoted else None,
         reply_body=quoted.body if quoted else None,
     )
-    async def store(s: Session) -> tuple[int, int, dict[int, int]] | None:
+    async def store(s: Session) -> tuple[int, int, dict[int, int]] | str | None:
         # One unit of the group writer's batch transaction (it may run twice: pure database
         # work). The membership check comes first and is the only one: the members as of
         # this commit, under the stream's order lock (BEGIN IMMEDIATE on SQLite, the advisory
@@ -122,7 +123,9 @@ async def do_send_message(
             return None
         members = await current_members(svc, s, conversation_id)
         if actor.user.id not in members:
-            raise NotFound("No such conversation.")
+            # Refused before writing anything: an answer, not a failure (a raise would roll
+            # back and re-run the whole batch with savepoints).
+            return NOT_A_MEMBER
         msg_id = await messages.insert_message(
             s, conversation_id=conversation_id, sender_id=actor.user.id, kind=MessageKind.TEXT,
             body=text, client_msg_id=client_msg_id, reply_to_id=reply_to, now=now,
@@ -135,12 +138,14 @@ async def do_send_message(
         stored = await svc.writer.submit(store)
     except Conflict:
         stored = None  # the same client_msg_id committed by a concurrent request (double submit)
-    if stored is None:
+    if stored == NOT_A_MEMBER:
+        raise NotFound("No such conversation.")
+    if stored is None or isinstance(stored, str):
         async with svc.db.reading() as s:
             earlier = await messages.message_by_client_id(s, actor.user.id, client_msg_id)
             position = await changes.position_of_message(s, earlier.id) if earlier is not None else 0
         if earlier is None:
-            raise Conflict()
+            raise Unavailable()  # a unique clash with nothing left to show: the client resends
         return _repeat(earlier, conversation_id, position)
     msg_id, position, members = stored
     rec = replace(rec, id=msg_id)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.actions import Actor
-from app.actions.access import access_conversation, access_message, current_members
+from app.actions.access import NOT_A_MEMBER, access_conversation, access_message, current_members
 from app.actions.errors import NotFound
 from app.actions.stream import receipt_event
 from app.records import MessageRecord, Staff
@@ -42,10 +42,13 @@ async def _move_watermarks(svc: Services, actor: Actor, conversation_id: int, *,
     """
     now = svc.clock.now()
 
-    async def store(s: Session) -> tuple[int, int, tuple[int, ...], int] | None:
+    async def store(s: Session) -> tuple[int, int, tuple[int, ...], int] | str | None:
         # One unit of the group writer's batch (pure database work: it may run twice).
         await messages.commit_in_position_order(s)
-        before = await access_conversation(s, actor.user, conversation_id)
+        try:
+            before = await access_conversation(s, actor.user, conversation_id)
+        except NotFound:
+            return NOT_A_MEMBER  # an answer, not a failure: no rollback and re-run of the batch
         members = await current_members(svc, s, conversation_id)
         old_low = min(before.last_read_id, before.last_delivered_id)
         limit = before.last_message_id
@@ -62,7 +65,8 @@ async def _move_watermarks(svc: Services, actor: Actor, conversation_id: int, *,
             told = tuple(members)
         else:
             senders = await messages.senders_between(s, conversation_id, old_low, max(read, delivered))
-            told = tuple({actor.user.id, *senders})
+            # Senders who have left since hear nothing of this conversation.
+            told = tuple({actor.user.id, *(u for u in senders if u in members)})
         position = await changes.append(
             s, conversation_id, ChangeKind.RECEIPT, user_id=actor.user.id, data={"read_id": read, "delivered_id": delivered}
         )
@@ -71,7 +75,9 @@ async def _move_watermarks(svc: Services, actor: Actor, conversation_id: int, *,
     # Receipts share the group writer's batches with the sends: at a ward's pace every
     # message brings a delivered receipt from each member's device.
     result = await svc.writer.submit(store)
-    if result is None:
+    if result == NOT_A_MEMBER:
+        raise NotFound("No such conversation.")
+    if result is None or isinstance(result, str):
         return False
     read, delivered, told, position = result
     await svc.publish(receipt_event(conversation_id, actor.user.id, read, delivered, told, position))

@@ -36,6 +36,10 @@ class RedisBroker:
         self._subscribed = asyncio.Event()
         self._gap = False  # our subscription was down: our sockets may have missed events
         self._dropped = False  # an event of ours never reached Redis: other processes' sockets may have missed it
+        # One publish in flight at a time, in the order they were asked for (the lock is
+        # fair): commits publish in position order, and two commands on two pooled
+        # connections could otherwise reach Redis the other way round.
+        self._in_order = asyncio.Lock()
         self._origin = uuid.uuid4().hex
 
     async def start(self, on_event: EventHandler) -> None:
@@ -51,9 +55,10 @@ class RedisBroker:
         assert self._client is not None and self._on_event is not None
         if self._subscribed.is_set():
             try:
-                if self._dropped:
-                    await self._publish_sync_needed()
-                await self._client.publish(self.channel, event.to_json())
+                async with self._in_order:
+                    if self._dropped:
+                        await self._publish_sync_needed()
+                    await self._client.publish(self.channel, event.to_json())
                 return
             except (RedisError, OSError) as exc:
                 log.warning("redis publish failed (%s); delivering locally only", type(exc).__name__)

@@ -103,7 +103,15 @@ class GroupWriter:
     The writer task starts on the first ``submit``; ``stop()`` ends it.
     """
 
-    def __init__(self, db: Database, *, max_batch: int = 256, max_wait: float = 0.0, always_savepoints: bool = False) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_batch: int = 256,
+        max_wait: float = 0.0,
+        always_savepoints: bool = False,
+        first: Callable[[AsyncSession], Awaitable[None]] | None = None,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if max_wait < 0:
@@ -112,6 +120,11 @@ class GroupWriter:
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.always_savepoints = always_savepoints
+        # Run at the start of every batch transaction, before any unit and outside every
+        # savepoint (the app: take the stream's order lock, so a unit that fails in its
+        # savepoint cannot release it for the units after it, and no unit's row lock comes
+        # before it: a deadlock with another process's batch otherwise).
+        self.first = first
         self.stats = WriterStats()
         # The last batch had a unit that failed on its own: expect another, use savepoints.
         self._failures_lately = False
@@ -243,6 +256,8 @@ class GroupWriter:
         for unit in live:
             unit.own_error, unit.result, unit.ran = None, None, False
         async with self.db.transaction(immediate=True) as session:
+            if self.first is not None:
+                await self.first(session)
             for unit in live:
                 # A caller cancelled while an earlier unit of this batch ran: skip it.
                 if unit.future.cancelled():

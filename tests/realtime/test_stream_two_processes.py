@@ -285,6 +285,8 @@ async def test_resumes_racing_a_burst_on_the_other_process_get_every_change_once
                 if n == k * rounds // sockets:
                     progress[k].set()
 
+    paged: list[list[int]] = [[] for _ in range(sockets)]
+
     async def resumer(k: int, done: asyncio.Event) -> list[dict[str, Any]]:
         await progress[k].wait()
         async with ws_open(scene.bob, f"?since={since}") as sock:
@@ -294,6 +296,7 @@ async def test_resumes_racing_a_burst_on_the_other_process_get_every_change_once
                 frames.extend(page["changes"])
                 if page["done"]:
                     break
+            paged[k] = [f["position"] for f in frames]
             await done.wait()
             return frames + [f for f in await until(sock, final_fence[0]) if f["type"] in CHANGE_FRAMES]
 
@@ -312,7 +315,14 @@ async def test_resumes_racing_a_burst_on_the_other_process_get_every_change_once
     for k, frames in enumerate(results):
         positions = [f["position"] for f in frames]
         assert len(positions) == len(set(positions)), f"socket {k}: a change twice {positions}"
-        assert positions == sorted(positions), f"socket {k}: out of order {positions}"
+        # The sync pages are in position order, and every live frame comes after them. Live
+        # frames of concurrent commits may arrive slightly out of position order under load
+        # (each commit publishes after its own commit; docs/protocol.md): the client's resume
+        # point does not trust the last seconds' positions, so nothing is lost by it.
+        if k < sockets:
+            assert paged[k] == sorted(paged[k]), f"socket {k}: sync pages out of order {paged[k]}"
+            live = positions[len(paged[k]):]
+            assert not paged[k] or not live or min(live) > max(paged[k]), f"socket {k}: a live frame older than the pages {positions}"
         # Receipts collapse in the store (a later resume has only the newest of each member),
         # so a socket may have had more of them live; it never misses what is stored.
         assert set(expected) <= set(positions), f"socket {k}: missed {sorted(set(expected) - set(positions))}"

@@ -349,3 +349,34 @@ async def test_a_cancelled_stop_answers_a_batch_still_being_gathered(database: D
         await waiting
     await writer.stop()
     assert await usernames(database) == set()
+
+
+@pytest.mark.parametrize("always_savepoints", [False, True], ids=["plain-first", "always-savepoints"])
+async def test_first_runs_outside_every_savepoint_so_a_failed_unit_cannot_release_the_order_lock(
+    database: Database, always_savepoints: bool
+) -> None:
+    """The app's writer takes the stream's order lock in ``first``. A unit that fails in its
+    savepoint (PostgreSQL releases a subtransaction's locks when it rolls back) must not
+    take the lock with it: the units after it still hold it."""
+    from app.store.messages import commit_in_position_order
+
+    if not database.url.startswith("postgresql"):
+        pytest.skip("the advisory lock is PostgreSQL's")
+    w = GroupWriter(database, always_savepoints=always_savepoints, first=commit_in_position_order)
+    held: list[int] = []
+
+    async def fails(s: AsyncSession) -> None:
+        await commit_in_position_order(s)
+        raise Conflict()
+
+    async def looks(s: AsyncSession) -> None:
+        held.append(int(await s.scalar(text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted"
+        )) or 0))
+
+    try:
+        results = await asyncio.gather(w.submit(fails), w.submit(looks), return_exceptions=True)
+    finally:
+        await w.stop()
+    assert isinstance(results[0], Conflict) and results[1] is None
+    assert held and held[-1] >= 1  # the second unit (its last run) still held the order lock

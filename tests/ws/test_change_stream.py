@@ -272,3 +272,28 @@ async def test_the_member_list_cache_follows_every_change_of_members(people: Peo
         assert after not in alices
     assert after not in [x["message"]["id"] for x in (await changes_since(people.alice, start))[0] if x["type"] == "message"]
     assert after in [x["message"]["id"] for x in (await changes_since(people.carol, start))[0] if x["type"] == "message"]
+
+
+async def test_a_refusal_in_the_writer_is_an_answer_not_a_rerun_of_the_batch(people: People, svc: Services) -> None:
+    """A read receipt or a send for a conversation I am not in is refused without rolling
+    back the group writer's batch (which any client could otherwise cause at will)."""
+    carol = actor_for(await staff(svc, people.ids["carol"]))
+    reruns = svc.writer.stats.reruns
+    with pytest.raises(NotFound):
+        await receipts.do_mark_read(svc, carol, people.ab, 1)
+    with pytest.raises(NotFound):
+        await messages.do_send_message(svc, carol, people.ab, "not mine", new_id())
+    assert svc.writer.stats.reruns == reruns
+
+
+@pytest.mark.app_config(RECEIPTS_ALL_MEMBERS_MAX=1, RECORD_EVENTS=True)
+async def test_in_a_big_group_a_sender_who_left_hears_no_receipt(people: People, svc: Services) -> None:
+    a, b = people.ids["alice"], people.ids["bob"]
+    bob = actor_for(await staff(svc, b))
+    group = await conversations.do_create_group(svc, bob, "Ward 7", ["alice", "carol"])  # 2 left > 1
+    m = await say(svc, b, group, "from bob")
+    await conversations.do_leave_group(svc, bob, group)
+    svc.published.clear()
+    assert await receipts.do_mark_read(svc, actor_for(await staff(svc, a)), group, m)
+    [event] = [e for e in svc.published if e.kind == "receipt"]
+    assert b not in event.user_ids and a in event.user_ids
