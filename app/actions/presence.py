@@ -66,13 +66,17 @@ async def shared_presence(svc: Services, viewer_id: int, user_ids: Collection[in
     return {uid: Presence(online=svc.hub.is_online(uid), last_seen=seen.get(uid)) for uid in shared}
 
 
-async def announce_presence(svc: Services, user_id: int, online: bool, origin: str) -> None:
-    """Publish that this process has (or no longer has) sockets of ``user_id``."""
+async def announce_presence(
+    svc: Services, user_id: int, online: bool, origin: str, ids: list[int] | None = None
+) -> None:
+    """Publish that this process has (or no longer has) sockets of ``user_id`` (to ``ids``,
+    their contacts, when the caller has them already)."""
     now = svc.clock.now()
     if not online:
         # Through the group writer: many sockets close together (a restart, a network cut).
         await svc.writer.submit(lambda s: staff.set_last_seen(s, user_id, now))
-    ids = await contacts(svc, user_id)
+    if ids is None:
+        ids = await contacts(svc, user_id)
     frame = {"type": "presence", "user_id": user_id, "online": online, "last_seen": None if online else now.isoformat()}
     await svc.publish(Event(EventKind.PRESENCE, tuple(ids), frame, origin=origin))
 
@@ -82,10 +86,14 @@ async def last_seen(svc: Services, user_ids: list[int]) -> dict[int, datetime | 
         return await staff.last_seen(s, user_ids)
 
 
-async def socket_opened(svc: Services, user_id: int, first: bool) -> None:
-    """A socket of ``user_id`` opened here; ``first``: none of theirs was open on this process."""
+async def socket_opened(svc: Services, user_id: int, first: bool) -> dict[str, Any]:
+    """A socket of ``user_id`` opened here; ``first``: none of theirs was open on this process.
+    Returns the new socket's ``presence_snapshot`` frame: the announcement and the snapshot
+    share one contacts query (a restart reopens every socket at once)."""
+    ids = await contacts(svc, user_id)
     if first:
-        await announce_presence(svc, user_id, True, svc.hub.instance_id)
+        await announce_presence(svc, user_id, True, svc.hub.instance_id, ids)
+    return await snapshot(svc, user_id, ids)
 
 
 async def socket_closed(svc: Services, user_id: int, last: bool) -> None:
@@ -148,9 +156,10 @@ async def depart(svc: Services) -> None:
         log.warning("could not announce this process's departure; the others wait for the TTL")
 
 
-async def snapshot(svc: Services, user_id: int) -> dict[str, Any]:
+async def snapshot(svc: Services, user_id: int, ids: list[int] | None = None) -> dict[str, Any]:
     """The ``presence_snapshot`` frame for a new socket of ``user_id``: every contact's state."""
-    ids = await contacts(svc, user_id)
+    if ids is None:
+        ids = await contacts(svc, user_id)
     seen = await last_seen(svc, ids)
     users = [
         {"user_id": uid, "online": svc.hub.is_online(uid), "last_seen": _iso(seen.get(uid))}

@@ -157,9 +157,10 @@ async def missed_changes(svc: Services, user: Staff, since: int, page: int, cap:
     """One page of the changes after ``since`` that ``user`` may see, as frames; ``too_many``
     (and nothing else) when more than ``cap`` wait."""
     async with svc.db.reading() as s:
-        if await changes.count_after(s, user.id, since, cap) > cap:
-            return Missed([], [], [], since, True)
         rows = await changes.changes_after(s, user.id, since, page)
+        # Counting only when a full page came back: a short page is all there is.
+        if len(rows) > cap or (len(rows) == page and await changes.count_after(s, user.id, since, cap) > cap):
+            return Missed([], [], [], since, True)
         ids = [r.message_id for r in rows if r.kind == ChangeKind.MESSAGE and r.message_id is not None]
         records = {m.id: m for m in await messages.message_records(s, ids)} if ids else {}
     frames: list[dict[str, Any]] = []

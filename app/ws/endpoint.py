@@ -22,7 +22,7 @@ from app.actions.auth import resolve_session
 from app.actions.errors import ActionError
 from app.actions.frames import message_dict
 from app.actions.messages import do_send_message
-from app.actions.presence import snapshot, socket_closed, socket_opened
+from app.actions.presence import socket_closed, socket_opened
 from app.actions.receipts import do_mark_delivered, do_mark_read
 from app.actions.stream import legacy_position, missed_changes
 from app.actions.typing import do_typing
@@ -203,8 +203,7 @@ class SocketHandler:
                 "heartbeat": self.settings.ws_heartbeat_seconds, "max_frame": self.settings.ws_max_message_bytes,
             }))
             try:
-                await socket_opened(self.svc, self.actor.user.id, first)
-                self._reply(dumps(await snapshot(self.svc, self.actor.user.id)))
+                self._reply(dumps(await socket_opened(self.svc, self.actor.user.id, first)))
             except Unavailable:
                 log.warning("presence skipped: the database is busy")  # the socket works without it
             await conn.closed.wait()
