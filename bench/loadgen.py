@@ -129,7 +129,7 @@ class Client:
         # Receipts as the PWA sends them (static/js/app.js, conversation.js), with --receipts:
         # a tab showing the conversation (on_screen, --readers) marks it read after every
         # message from someone else; any other tab (the chat list) collects the newest id per
-        # conversation and sends `delivered` 250 ms after the first one (--delivered-delay).
+        # conversation and sends `delivered` 1 s after the first one (--delivered-delay).
         self.on_screen = False
         self.conv_max: dict[int, int] = {}
         self.read_sent: dict[int, int] = {}
@@ -1121,8 +1121,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="answer messages with delivered/read receipts as the browser client does; default: on for ward")
     p.add_argument("--readers", type=float, default=0.0,
                    help="with receipts: share of clients looking at the chat (they send `read` after every message)")
-    p.add_argument("--delivered-delay", type=float, default=0.25,
-                   help="with receipts: the others batch `delivered` per conversation this long (app.js: 0.25 s); "
+    p.add_argument("--delivered-delay", type=float, default=1.0,
+                   help="with receipts: the others batch `delivered` per conversation this long (app.js: 1 s); "
                         "0 = one frame per message, as a hidden tab with the conversation open")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--drain", type=float, default=10.0, help="seconds to wait for late deliveries")

@@ -135,7 +135,7 @@ async def do_send_message(
         return msg_id, position, members
 
     try:
-        stored = await svc.writer.submit(store)
+        stored = await svc.writer.submit(store, urgent=True)
     except Conflict:
         stored = None  # the same client_msg_id committed by a concurrent request (double submit)
     if stored == NOT_A_MEMBER:

@@ -37,6 +37,7 @@ message. A cancelled caller never disturbs the writer or the other callers.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -128,22 +129,30 @@ class GroupWriter:
         self.stats = WriterStats()
         # The last batch had a unit that failed on its own: expect another, use savepoints.
         self._failures_lately = False
-        self._queue: asyncio.Queue[_Unit | object] = asyncio.Queue()
+        # (priority, arrival, unit): urgent units (sends) go before the rest (receipts,
+        # session touches) that queued earlier; among equals, arrival order. The stop mark
+        # sorts after everything.
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Any]] = asyncio.PriorityQueue()
+        self._arrivals = itertools.count()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
-    async def submit(self, work: Work[T]) -> T:
+    async def submit(self, work: Work[T], *, urgent: bool = False) -> T:
         """Run ``work(session)`` in the next batch's transaction; return its result after the commit.
 
         Raises what ``work`` raised (an ``IntegrityError`` as ``Conflict``) if it failed on
         its own: nothing of it is stored, the rest of the batch is. Raises
         ``Unavailable`` if the batch's transaction could not commit (nothing of the batch is
         stored), and ``WriterStopped`` (an ``Unavailable``) after ``stop()``.
+
+        ``urgent`` units (a message someone waits to see acknowledged) join the next batch
+        before units queued earlier that are not (receipts, session touches): behind a
+        burst of receipts a send waits for one batch, not for all of them.
         """
         if self._stopping:
             raise WriterStopped()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Unit(work, future))
+        self._queue.put_nowait((0 if urgent else 1, next(self._arrivals), _Unit(work, future)))
         if self._task is None or self._task.done():
             # Started on first use (inside the serving loop); started again should it ever
             # have ended, so a queued unit is never left without a writer.
@@ -156,7 +165,7 @@ class GroupWriter:
         task = self._task
         if task is None:
             return
-        self._queue.put_nowait(_STOP)
+        self._queue.put_nowait((2, next(self._arrivals), _STOP))
         try:
             # wait() does not raise the task's own end (cancelled, failed), only ours.
             await asyncio.wait({task})
@@ -176,7 +185,7 @@ class GroupWriter:
         try:
             while True:
                 batch = []
-                first = await self._queue.get()
+                first = (await self._queue.get())[2]
                 if first is _STOP:
                     return
                 assert isinstance(first, _Unit)
@@ -203,11 +212,11 @@ class GroupWriter:
                 if remaining <= 0:
                     break
                 try:
-                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                    item = (await asyncio.wait_for(self._queue.get(), remaining))[2]
                 except TimeoutError:
                     break
             else:
-                item = self._queue.get_nowait()
+                item = self._queue.get_nowait()[2]
             if item is _STOP:
                 return True
             assert isinstance(item, _Unit)
@@ -291,7 +300,7 @@ class GroupWriter:
 
     def _fail_queued(self) -> None:
         while not self._queue.empty():
-            item = self._queue.get_nowait()
+            item = self._queue.get_nowait()[2]
             if isinstance(item, _Unit):
                 _settle(item, error=WriterStopped())
 

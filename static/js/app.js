@@ -14,6 +14,9 @@ import { registerServiceWorker, setupInstallButton } from './pwa.js';
 import { setupSession } from './session.js';
 import { followStream, ResumePoint, Socket } from './socket.js';
 
+/** How long delivered receipts of messages not on screen are collected before they go. */
+const DELIVERED_BATCH_MS = 1000;
+
 const body = document.body;
 const me = Number(body.dataset.userId) || 0;
 localiseTimes(document);  // the server wrote its own zone's times; show the reader's
@@ -52,7 +55,9 @@ function startLive(root) {
     onFailed: (entry, error) => conversation && entry.conversation_id === conversation.id && conversation.failed(entry, error),
   });
 
-  // Delivered receipts for messages that are not on screen, batched per conversation.
+  // Delivered receipts for messages that are not on screen, batched per conversation for a
+  // second: a grey double tick a second later costs the sender nothing, and in a busy ward
+  // every member's receipt is a write and a fan-out (docs/performance.md, issue 10).
   const delivered = new Map();
   let deliveredTimer = null;
   const flushDelivered = () => {
@@ -63,7 +68,7 @@ function startLive(root) {
   };
   const noteDelivered = (m) => {
     delivered.set(m.conversation_id, Math.max(delivered.get(m.conversation_id) || 0, m.id));
-    if (!deliveredTimer) deliveredTimer = setTimeout(flushDelivered, 250);
+    if (!deliveredTimer) deliveredTimer = setTimeout(flushDelivered, DELIVERED_BATCH_MS);
   };
 
   const handleMessage = (m) => {

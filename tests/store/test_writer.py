@@ -380,3 +380,34 @@ async def test_first_runs_outside_every_savepoint_so_a_failed_unit_cannot_releas
         await w.stop()
     assert isinstance(results[0], Conflict) and results[1] is None
     assert held and held[-1] >= 1  # the second unit (its last run) still held the order lock
+
+
+async def test_an_urgent_unit_joins_the_next_batch_before_earlier_ones_that_are_not(database: Database) -> None:
+    """A send (urgent) queued behind a burst of receipts waits for one batch, not for all."""
+    w = GroupWriter(database, max_batch=2)
+    ran: list[str] = []
+    release = asyncio.Event()
+
+    def unit(name: str, hold: bool = False) -> Callable[[AsyncSession], Any]:
+        async def work(s: AsyncSession) -> str:
+            if hold:
+                await release.wait()  # keeps the writer busy while the others queue
+            ran.append(name)
+            await s.execute(text("SELECT 1"))
+            return name
+
+        return work
+
+    try:
+        first = asyncio.create_task(w.submit(unit("busy", hold=True)))
+        while w.stats.batches == 0:
+            await asyncio.sleep(0)
+        later = [asyncio.create_task(w.submit(unit(n))) for n in ("receipt 1", "receipt 2", "receipt 3")]
+        urgent = asyncio.create_task(w.submit(unit("send"), urgent=True))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        release.set()
+        assert await asyncio.gather(first, *later, urgent) == ["busy", "receipt 1", "receipt 2", "receipt 3", "send"]
+    finally:
+        await w.stop()
+    assert ran == ["busy", "send", "receipt 1", "receipt 2", "receipt 3"]
