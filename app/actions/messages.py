@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from app.actions import Actor
 from app.actions.access import NOT_A_MEMBER, access_conversation, access_message, current_members
@@ -98,19 +98,12 @@ async def do_send_message(
     wait = await svc.message_buckets.take(actor.user.id)
     if wait:
         # A resend of a stored message is not a new send: answered even past the limit.
-        async with svc.db.reading() as s:
-            earlier = await messages.message_by_client_id(s, actor.user.id, client_msg_id)
-            if earlier is not None:
-                return _repeat(earlier, conversation_id, await changes.position_of_message(s, earlier.id))
+        repeat = await _stored_before(svc, actor, conversation_id, client_msg_id)
+        if repeat is not None:
+            return repeat
         raise RateLimited(wait)
     now = svc.clock.now()
-    rec = MessageRecord(
-        id=0, conversation_id=conversation_id, sender_id=actor.user.id,
-        sender_name=actor.user.display_name, kind=MessageKind.TEXT, body=text, created_at=now,
-        client_msg_id=client_msg_id, reply_to_id=reply_to,
-        reply_sender_name=quoted.sender_name if quoted else None,
-        reply_body=quoted.body if quoted else None,
-    )
+
     async def store(s: Session) -> tuple[int, int, dict[int, int]] | str | None:
         # One unit of the group writer's batch transaction (it may run twice: pure database
         # work). The membership check comes first and is the only one: the members as of
@@ -141,21 +134,32 @@ async def do_send_message(
     if stored == NOT_A_MEMBER:
         raise NotFound("No such conversation.")
     if stored is None or isinstance(stored, str):
-        async with svc.db.reading() as s:
-            earlier = await messages.message_by_client_id(s, actor.user.id, client_msg_id)
-            position = await changes.position_of_message(s, earlier.id) if earlier is not None else 0
-        if earlier is None:
+        repeat = await _stored_before(svc, actor, conversation_id, client_msg_id)
+        if repeat is None:
             raise Unavailable()  # a unique clash with nothing left to show: the client resends
-        return _repeat(earlier, conversation_id, position)
+        return repeat
     msg_id, position, members = stored
-    rec = replace(rec, id=msg_id)
+    rec = MessageRecord(
+        id=msg_id, conversation_id=conversation_id, sender_id=actor.user.id,
+        sender_name=actor.user.display_name, kind=MessageKind.TEXT, body=text, created_at=now,
+        client_msg_id=client_msg_id, reply_to_id=reply_to,
+        reply_sender_name=quoted.sender_name if quoted else None,
+        reply_body=quoted.body if quoted else None,
+    )
     # Committed: every sender of the batch is answered and every member woken only now.
     for event in message_events(rec, members, position):
         await svc.publish(event)
     return Sent(rec, True, position)
 
 
-def _repeat(earlier: MessageRecord, conversation_id: int, position: int) -> Sent:
+async def _stored_before(svc: Services, actor: Actor, conversation_id: int, client_msg_id: str) -> Sent | None:
+    """The answer to a resend: the message stored under this client_msg_id, with its
+    position (None when there is none)."""
+    async with svc.db.reading() as s:
+        earlier = await messages.message_by_client_id(s, actor.user.id, client_msg_id)
+        if earlier is None:
+            return None
+        position = await changes.position_of_message(s, earlier.id)
     if earlier.conversation_id != conversation_id:
         raise ActionError("client_msg_id_reused", "That client_msg_id was used for another conversation.", field="client_msg_id")
     return Sent(earlier, False, position)

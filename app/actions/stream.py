@@ -134,11 +134,15 @@ class Missed:
     """One page of what a device missed: the frames (oldest first) and where it ends."""
 
     frames: list[dict[str, Any]]
-    positions: list[int]
     messages: list[MessageRecord]  # the messages among them (a v1 client's sync page)
     position: int  # the newest position this page covers
     too_many: bool
     complete: bool = True  # nothing after this page (it held fewer changes than asked)
+
+    @property
+    def positions(self) -> list[int]:
+        """The positions of the frames, in order."""
+        return [int(f["position"]) for f in self.frames]
 
 
 async def legacy_position(svc: Services, after_message_id: int) -> int:
@@ -160,11 +164,10 @@ async def missed_changes(svc: Services, user: Staff, since: int, page: int, cap:
         rows = await changes.changes_after(s, user.id, since, page)
         # Counting only when a full page came back: a short page is all there is.
         if len(rows) > cap or (len(rows) == page and await changes.count_after(s, user.id, since, cap) > cap):
-            return Missed([], [], [], since, True)
+            return Missed([], [], since, True)
         ids = [r.message_id for r in rows if r.kind == ChangeKind.MESSAGE and r.message_id is not None]
         records = {m.id: m for m in await messages.message_records(s, ids)} if ids else {}
     frames: list[dict[str, Any]] = []
-    positions: list[int] = []
     found: list[MessageRecord] = []
     for r in rows:
         if r.kind == ChangeKind.MESSAGE:
@@ -178,5 +181,4 @@ async def missed_changes(svc: Services, user: Staff, since: int, page: int, cap:
             frames.append(receipt_frame(r.conversation_id, r.user_id or 0, int(r.data["read_id"]), int(r.data["delivered_id"]), r.position))
         else:
             frames.append(stored_conversation_frame(r.position, r.data))
-        positions.append(r.position)
-    return Missed(frames, positions, found, rows[-1].position if rows else since, False, len(rows) < page)
+    return Missed(frames, found, rows[-1].position if rows else since, False, len(rows) < page)

@@ -115,7 +115,6 @@ async def test_missed_changes_pages_and_cap(svc: Services, staff: dict[str, Staf
     page = await stream.missed_changes(svc, bob, first.position, 3, 100)
     assert not page.too_many and not page.complete and [m.id for m in page.messages] == ids[:3]
     assert [f["message"]["id"] for f in page.frames] == ids[:3] and all(f["type"] == "message" for f in page.frames)
-    assert [f["position"] for f in page.frames] == page.positions
     assert first.position < page.positions[0] and page.positions == sorted(set(page.positions))
     assert page.position == page.positions[-1]
     rest = await stream.missed_changes(svc, bob, page.position, 3, 100)

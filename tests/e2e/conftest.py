@@ -37,12 +37,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    """Headless Debian Chromium driven by playwright (its own browser download is not used)."""
+async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """Headless Debian Chromium driven by playwright (its own browser download is not used).
+
+    A module marked ``service_worker`` gets one that also trusts the test certificate for
+    service worker scripts: ``ignore_https_errors`` covers pages and fetches, but Chromium
+    refuses to register a service worker from a certificate it does not trust without
+    ``--ignore-certificate-errors``.
+    """
     from playwright.async_api import async_playwright
 
+    args = [*CHROMIUM_ARGS, "--ignore-certificate-errors"] if request.node.get_closest_marker("service_worker") else CHROMIUM_ARGS
     async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        launched = await pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
         try:
             yield launched
         finally:

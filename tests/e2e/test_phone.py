@@ -14,15 +14,15 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.harness import CHROMIUM, CHROMIUM_ARGS, ROOT, ServerProcess, login_client, start_server
+from tests.e2e.harness import ROOT, ServerProcess, login_client, start_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.service_worker]
 
 PASSWORD = "copper lantern violet 2719"
 ADA = {"username": "ada.admin", "display_name": "Ada Admin"}
@@ -49,19 +49,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     finally:
         running.stop()
 
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    """Chromium that trusts the test certificate for the service worker's script too (as in
-    tests/e2e/test_pwa.py): every page with JavaScript is checked for console errors."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--ignore-certificate-errors"], headless=True)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 async def csrf(client: Any, path: str = "/directory") -> str:

@@ -17,7 +17,7 @@ import json
 import re
 import struct
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import pytest
 
 from tests.e2e.harness import CHROMIUM, CHROMIUM_ARGS, ROOT, ServerProcess, login_client, start_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.service_worker]
 
 PASSWORD = "harbour quilt meteor 4471"
 ALICE = {"username": "alice.pwa", "display_name": "Alice Nurse"}
@@ -60,22 +60,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     finally:
         running.stop()
 
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    """Chromium that also trusts the test certificate for service worker scripts.
-
-    ``ignore_https_errors`` covers pages and fetches, but Chromium refuses to register a
-    service worker from a certificate it does not trust without this switch.
-    """
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--ignore-certificate-errors"], headless=True)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 class Tab:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.e2e.harness import CHROMIUM, CHROMIUM_ARGS, ServerProcess, start_server
+from tests.e2e.harness import ServerProcess, start_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.service_worker]
 
 PASSWORD = "lantern orchard pebble 8812"
 ALICE = {"username": "alice.resume", "display_name": "Alice Nurse"}
@@ -46,18 +46,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     finally:
         running.stop()
 
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    """Chromium that trusts the test certificate for the service worker too (as in test_pwa.py)."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--ignore-certificate-errors"], headless=True)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 class Tab:
