@@ -127,12 +127,6 @@ class MembershipRecord:
 
 
 @dataclass(frozen=True)
-class Watermarks:
-    read_id: int
-    delivered_id: int
-
-
-@dataclass(frozen=True)
 class ConversationDetail:
     id: int
     kind: str

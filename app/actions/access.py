@@ -55,16 +55,12 @@ async def _access_message(s: Session, user: Staff, conversation_id: int, message
 NOT_A_MEMBER = "not_a_member"
 
 
-async def current_members(svc: Services, s: Session, conversation_id: int) -> dict[int, int]:
-    """The conversation's members now, each with their ``history_from_id`` ({} when there is
-    no such conversation). One primary-key read of the member list's version; the list
-    itself comes from this process's cache while that version stands, so a send to a
-    1000-member group does not read 1000 rows. The version is read in the caller's
+async def members_at(svc: Services, s: Session, conversation_id: int, version: int) -> dict[int, int]:
+    """The conversation's members now, each with their ``history_from_id``, given the
+    member list's version (``conversations.members_version(s)``) that the caller read in its
     transaction under the stream's order lock, which every change of members also takes:
-    a stale list is never used."""
-    version = await conversations.members_version(s, conversation_id)
-    if version is None:
-        return {}
+    a stale list is never used. The list comes from this process's cache while that version
+    stands, so a send to a 1000-member group does not read 1000 rows."""
     floors = svc.members.get(conversation_id, version)
     if floors is None:
         floors = await conversations.member_floors(s, conversation_id)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from app.actions import Actor
-from app.actions.access import NOT_A_MEMBER, access_conversation, access_message, current_members
+from app.actions.access import NOT_A_MEMBER, access_conversation, access_message, members_at
 from app.actions.errors import ActionError, NotFound, RateLimited
 from app.actions.receipts import do_mark_delivered, do_mark_read
 from app.actions.stream import message_events
@@ -102,33 +103,9 @@ async def do_send_message(
         if repeat is not None:
             return repeat
         raise RateLimited(wait)
-    now = svc.clock.now()
-
-    async def store(s: Session) -> tuple[int, int, dict[int, int]] | str | None:
-        # One unit of the group writer's batch transaction (it may run twice: pure database
-        # work). The membership check comes first and is the only one: the members as of
-        # this commit, under the stream's order lock (BEGIN IMMEDIATE on SQLite, the advisory
-        # lock on PostgreSQL), so one added meanwhile hears it and one gone cannot send.
-        # None: that client_msg_id is stored already (a resend): nothing is written and the
-        # stored message is the answer, as before the membership check.
-        await messages.commit_in_position_order(s)
-        if await messages.message_id_by_client_id(s, actor.user.id, client_msg_id) is not None:
-            return None
-        members = await current_members(svc, s, conversation_id)
-        if actor.user.id not in members:
-            # Refused before writing anything: an answer, not a failure (a raise would roll
-            # back and re-run the whole batch with savepoints).
-            return NOT_A_MEMBER
-        msg_id = await messages.insert_message(
-            s, conversation_id=conversation_id, sender_id=actor.user.id, kind=MessageKind.TEXT,
-            body=text, client_msg_id=client_msg_id, reply_to_id=reply_to, now=now,
-        )
-        await receipts.raise_watermarks(s, conversation_id, actor.user.id, read_id=msg_id)
-        position = await changes.append(s, conversation_id, ChangeKind.MESSAGE, message_id=msg_id)
-        return msg_id, position, members
-
+    item = _SendItem(svc, actor.user.id, conversation_id, text, client_msg_id, reply_to, svc.clock.now())
     try:
-        stored = await svc.writer.submit(store, urgent=True)
+        stored = await svc.writer.submit_bulk(_store_sends, item, urgent=True)
     except Conflict:
         stored = None  # the same client_msg_id committed by a concurrent request (double submit)
     if stored == NOT_A_MEMBER:
@@ -141,7 +118,7 @@ async def do_send_message(
     msg_id, position, members = stored
     rec = MessageRecord(
         id=msg_id, conversation_id=conversation_id, sender_id=actor.user.id,
-        sender_name=actor.user.display_name, kind=MessageKind.TEXT, body=text, created_at=now,
+        sender_name=actor.user.display_name, kind=MessageKind.TEXT, body=text, created_at=item.now,
         client_msg_id=client_msg_id, reply_to_id=reply_to,
         reply_sender_name=quoted.sender_name if quoted else None,
         reply_body=quoted.body if quoted else None,
@@ -150,6 +127,68 @@ async def do_send_message(
     for event in message_events(rec, members, position):
         await svc.publish(event)
     return Sent(rec, True, position)
+
+
+@dataclass(frozen=True, eq=False)
+class _SendItem:
+    """One message queued for the group writer (``_store_sends``)."""
+
+    svc: Services
+    sender_id: int
+    conversation_id: int
+    body: str
+    client_msg_id: str
+    reply_to: int | None
+    now: datetime
+
+
+async def _store_sends(s: Session, items: list[_SendItem]) -> list[tuple[int, int, dict[int, int]] | str | None]:
+    """Every send of a group writer's batch in a few multi-row statements (pure database
+    work: it may run twice): one duplicate check, one read of the member lists' versions,
+    one INSERT of the messages, one update of the conversations' newest ids and one of the
+    senders' watermarks, one INSERT of their changes.
+
+    The membership check is the only one: the members as of this commit, under the
+    stream's order lock (BEGIN IMMEDIATE on SQLite, the advisory lock on PostgreSQL), so
+    one added meanwhile hears it and one gone cannot send. Answers per send: (message id,
+    position, members); None when that client_msg_id is stored already (a resend, or twice
+    in this batch: nothing is written, the stored message is the answer); ``NOT_A_MEMBER``,
+    refused before writing anything (an answer, not a failure: a raise would roll back and
+    re-run the whole batch with savepoints)."""
+    svc = items[0].svc
+    await messages.commit_in_position_order(s)
+    seen = await messages.stored_client_ids(s, [(i.sender_id, i.client_msg_id) for i in items])
+    versions = await conversations.members_versions(s, [i.conversation_id for i in items])
+    members = {c: await members_at(svc, s, c, v) for c, v in versions.items()}
+    answers: list[tuple[int, int, dict[int, int]] | str | None] = []
+    new: list[int] = []  # indexes of the items to store
+    for item in items:
+        if (item.sender_id, item.client_msg_id) in seen:
+            answers.append(None)
+        elif item.sender_id not in members.get(item.conversation_id, {}):
+            answers.append(NOT_A_MEMBER)
+        else:
+            seen.add((item.sender_id, item.client_msg_id))
+            new.append(len(answers))
+            answers.append(None)
+    if not new:
+        return answers
+    stored = [items[i] for i in new]
+    ids = await messages.insert_messages(s, [
+        {
+            "conversation_id": i.conversation_id, "sender_id": i.sender_id, "kind": MessageKind.TEXT, "body": i.body,
+            "client_msg_id": i.client_msg_id, "reply_to_id": i.reply_to, "created_at": i.now,
+        }
+        for i in stored
+    ])
+    # My own message is read by me (and so delivered).
+    await receipts.set_watermarks(s, [(i.conversation_id, i.sender_id, m, m) for i, m in zip(stored, ids, strict=True)])
+    positions = await changes.append_many(
+        s, [(i.conversation_id, ChangeKind.MESSAGE, m, None, None) for i, m in zip(stored, ids, strict=True)]
+    )
+    for index, item, msg_id, position in zip(new, stored, ids, positions, strict=True):
+        answers[index] = (msg_id, position, members[item.conversation_id])
+    return answers
 
 
 async def _stored_before(svc: Services, actor: Actor, conversation_id: int, client_msg_id: str) -> Sent | None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.actions import Actor
-from app.actions.access import NOT_A_MEMBER, access_conversation, access_message, current_members
+from app.actions.access import NOT_A_MEMBER, access_message, members_at
 from app.actions.errors import NotFound
 from app.actions.stream import receipt_event
 from app.records import MessageRecord, Staff
@@ -33,54 +33,134 @@ class MessageInfo:
     waiting: list[str]  # not delivered to any device yet
 
 
-async def _move_watermarks(svc: Services, actor: Actor, conversation_id: int, *, read_id: int | None, delivered_id: int | None) -> bool:
-    """Raise my watermarks and tell whoever's ticks changed.
+@dataclass(frozen=True, eq=False)
+class _ReceiptItem:
+    """One watermark move queued for the group writer (``_store_receipts``)."""
+
+    svc: Services
+    user_id: int
+    conversation_id: int
+    read_id: int | None
+    delivered_id: int | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class _Moved:
+    """A receipt that moved watermarks; ``position`` None when a later receipt of the same
+    batch, for the same member and conversation, carries the news (one change, one event)."""
+
+    read_id: int
+    delivered_id: int
+    told: tuple[int, ...]
+    position: int | None
+
+
+async def _store_receipts(s: Session, items: list[_ReceiptItem]) -> list[_Moved | str | None]:
+    """Every receipt of a group writer's batch in a few multi-row statements (pure database
+    work: it may run twice). One read of the members' watermarks, one update, one row of
+    times and one receipt change per member and conversation that moved, whatever the
+    number of receipts (a 100-member ward sends ~100 a second).
+
+    Answers per receipt: ``_Moved``, None when nothing moved, ``NOT_A_MEMBER`` (an answer,
+    not a failure: no rollback and re-run of the batch)."""
+    svc = items[0].svc
+    await messages.commit_in_position_order(s)
+    states = await receipts.watermark_states(s, [(i.conversation_id, i.user_id) for i in items])
+    members = {
+        c: await members_at(svc, s, c, version)
+        for c, version in {(c, st.members_version) for (c, _u), st in states.items()}
+    }
+    answers: list[_Moved | str | None] = []
+    before: dict[tuple[int, int], int] = {}  # the low watermark before the batch, per pair
+    last: dict[tuple[int, int], int] = {}  # the answer that carries each pair's news
+    for index, item in enumerate(items):
+        key = (item.conversation_id, item.user_id)
+        st = states.get(key)
+        if st is None:
+            answers.append(NOT_A_MEMBER)
+            continue
+        read = max(st.read_id, min(item.read_id, st.last_message_id) if item.read_id is not None else 0)
+        # Read implies delivered.
+        delivered = max(
+            st.delivered_id, read,
+            min(item.delivered_id, st.last_message_id) if item.delivered_id is not None else 0,
+        )
+        if (read, delivered) == (st.read_id, st.delivered_id):
+            answers.append(None)
+            continue
+        before.setdefault(key, min(st.read_id, st.delivered_id))
+        st.read_id, st.delivered_id = read, delivered
+        last[key] = index
+        answers.append(_Moved(read, delivered, (), None))
+    if not last:
+        return answers
+    moved = sorted(last)
+    rows = [(c, u, states[c, u].read_id, states[c, u].delivered_id) for c, u in moved]
+    await receipts.set_watermarks(s, rows)
+    await receipts.record_watermark_moves(s, rows, items[0].now)
+    told = await _told(svc, s, members, before, {k: max(states[k].read_id, states[k].delivered_id) for k in moved})
+    positions = await changes.append_many(
+        s, [(c, ChangeKind.RECEIPT, None, u, {"read_id": r, "delivered_id": d}) for c, u, r, d in rows]
+    )
+    for key, position in zip(moved, positions, strict=True):
+        st = states[key]
+        answers[last[key]] = _Moved(st.read_id, st.delivered_id, told[key], position)
+    return answers
+
+
+async def _told(
+    svc: Services, s: Session, members: dict[int, dict[int, int]], before: dict[tuple[int, int], int], after: dict[tuple[int, int], int]
+) -> dict[tuple[int, int], tuple[int, ...]]:
+    """Who hears of each (conversation, member)'s moved watermarks.
 
     In conversations of up to RECEIPTS_ALL_MEMBERS_MAX members everyone hears (live "read
-    by" lists); in bigger groups only the senders of the newly covered messages and my own
-    other tabs do, or each message would cost members x members receipt frames.
-    """
-    now = svc.clock.now()
-
-    async def store(s: Session) -> tuple[int, int, tuple[int, ...], int] | str | None:
-        # One unit of the group writer's batch (pure database work: it may run twice).
-        await messages.commit_in_position_order(s)
-        try:
-            before = await access_conversation(s, actor.user, conversation_id)
-        except NotFound:
-            return NOT_A_MEMBER  # an answer, not a failure: no rollback and re-run of the batch
-        members = await current_members(svc, s, conversation_id)
-        old_low = min(before.last_read_id, before.last_delivered_id)
-        limit = before.last_message_id
-        moved = await receipts.raise_watermarks(
-            s, conversation_id, actor.user.id,
-            read_id=min(read_id, limit) if read_id is not None else None,
-            delivered_id=min(delivered_id, limit) if delivered_id is not None else None,
-        )
-        if moved is None:
-            return None
-        read, delivered = moved.read_id, moved.delivered_id
-        await receipts.record_watermark_move(s, conversation_id, actor.user.id, read_id=read, delivered_id=delivered, now=now)
-        if len(members) <= svc.settings.receipts_all_members_max:
-            told = tuple(members)
+    by" lists); in bigger groups only the senders of the newly covered messages (who are
+    still members) and my own other tabs do, or each message would cost members x members
+    receipt frames. The senders of one big conversation come from one read of the range
+    every receipt of the batch covers, unless that range is long (a member back after
+    days): then one read per receipt, of distinct senders."""
+    told: dict[tuple[int, int], tuple[int, ...]] = {}
+    big: dict[int, list[tuple[int, int]]] = {}
+    for key in after:
+        conv_members = members.get(key[0], {})
+        if len(conv_members) <= svc.settings.receipts_all_members_max:
+            told[key] = tuple(conv_members)
         else:
-            senders = await messages.senders_between(s, conversation_id, old_low, max(read, delivered))
-            # Senders who have left since hear nothing of this conversation.
-            told = tuple({actor.user.id, *(u for u in senders if u in members)})
-        position = await changes.append(
-            s, conversation_id, ChangeKind.RECEIPT, user_id=actor.user.id, data={"read_id": read, "delivered_id": delivered}
-        )
-        return read, delivered, told, position
+            big.setdefault(key[0], []).append(key)
+    for conversation_id, keys in big.items():
+        conv_members = members[conversation_id]
+        low = min(before[k] for k in keys)
+        high = max(after[k] for k in keys)
+        span = await messages.text_senders_in(s, conversation_id, low, high) if high - low <= _ONE_READ_SPAN else None
+        for key in keys:
+            if span is not None:
+                senders = {u for i, u in span if before[key] < i <= after[key]}
+            else:
+                senders = set(await messages.senders_between(s, conversation_id, before[key], after[key]))
+            told[key] = tuple({key[1], *(u for u in senders if u in conv_members)})
+    return told
 
+
+# A batch's receipts in one big conversation read the senders of at most this many ids at once.
+_ONE_READ_SPAN = 2000
+
+
+async def _move_watermarks(svc: Services, actor: Actor, conversation_id: int, *, read_id: int | None, delivered_id: int | None) -> bool:
+    """Raise my watermarks and tell whoever's ticks changed (``_told``)."""
     # Receipts share the group writer's batches with the sends: at a ward's pace every
     # message brings a delivered receipt from each member's device.
-    result = await svc.writer.submit(store)
-    if result == NOT_A_MEMBER:
+    answer = await svc.writer.submit_bulk(
+        _store_receipts, _ReceiptItem(svc, actor.user.id, conversation_id, read_id, delivered_id, svc.clock.now())
+    )
+    if answer == NOT_A_MEMBER:
         raise NotFound("No such conversation.")
-    if result is None or isinstance(result, str):
+    if not isinstance(answer, _Moved):
         return False
-    read, delivered, told, position = result
-    await svc.publish(receipt_event(conversation_id, actor.user.id, read, delivered, told, position))
+    if answer.position is not None:
+        await svc.publish(
+            receipt_event(conversation_id, actor.user.id, answer.read_id, answer.delivered_id, answer.told, answer.position)
+        )
     return True
 
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.messages import commit_in_position_order
@@ -64,6 +64,37 @@ async def append(
         .returning(Change.position)
     )
     return int(result.scalar_one())
+
+
+async def append_many(s: AsyncSession, rows: list[tuple[int, ChangeKind, int | None, int | None, dict[str, Any] | None]]) -> list[int]:
+    """``append`` for many (conversation_id, kind, message_id, user_id, data), in one
+    multi-row INSERT; their positions, in the rows' order. Receipts replace the member's
+    earlier receipt in that conversation, as in ``append`` (at most one receipt per member
+    and conversation among ``rows``)."""
+    if not rows:
+        return []
+    await commit_in_position_order(s)
+    conn = await s.connection()
+    receipts = [{"b_conversation": c, "b_user": u} for c, kind, _m, u, _d in rows if kind == ChangeKind.RECEIPT]
+    if receipts:
+        await conn.execute(
+            delete(Change).where(
+                Change.conversation_id == bindparam("b_conversation"), Change.user_id == bindparam("b_user"),
+                Change.kind == ChangeKind.RECEIPT,
+            ),
+            receipts,
+        )
+    result = await conn.execute(
+        insert(Change).returning(Change.position, sort_by_parameter_order=True),
+        [
+            {
+                "conversation_id": c, "kind": kind, "message_id": m, "user_id": u,
+                "data": json.dumps(d, separators=(",", ":")) if d else "",
+            }
+            for c, kind, m, u, d in rows
+        ],
+    )
+    return [int(p) for p in result.scalars()]
 
 
 async def set_floor(s: AsyncSession, conversation_id: int, user_ids: list[int], from_position: int) -> None:

@@ -120,6 +120,17 @@ async def members_version(s: AsyncSession, conversation_id: int) -> int | None:
     return await conn.scalar(select(Conversation.members_version).where(Conversation.id == conversation_id))
 
 
+async def members_versions(s: AsyncSession, conversation_ids: list[int]) -> dict[int, int]:
+    """``members_version`` of many conversations at once (those that exist)."""
+    if not conversation_ids:
+        return {}
+    conn = await s.connection()
+    rows = await conn.execute(
+        select(Conversation.id, Conversation.members_version).where(Conversation.id.in_(sorted(set(conversation_ids))))
+    )
+    return {int(c): int(v) for c, v in rows.all()}
+
+
 async def set_role(s: AsyncSession, conversation_id: int, user_id: int, role: str) -> None:
     """Give a current member a role in the conversation (owner, admin or member)."""
     await s.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, insert, select, text, update
+from sqlalchemy import BigInteger, Select, bindparam, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -81,13 +81,50 @@ async def message_records(s: AsyncSession, message_ids: list[int]) -> list[Messa
     return [to_record(r) for r in rows.all()]
 
 
-async def message_id_by_client_id(s: AsyncSession, sender_id: int, client_msg_id: str) -> int | None:
-    """The id of the sender's message with this client_msg_id, if stored (the send path's
-    duplicate check, on the unique index, as a plain Core read)."""
+async def stored_client_ids(s: AsyncSession, pairs: list[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which (sender_id, client_msg_id) pairs are stored already (one query on the unique
+    index: the duplicate check of a batch of sends)."""
+    if not pairs:
+        return set()
     conn = await s.connection()
-    return await conn.scalar(
-        select(Message.id).where(Message.sender_id == sender_id, Message.client_msg_id == client_msg_id)
+    rows = await conn.execute(
+        select(Message.sender_id, Message.client_msg_id).where(tuple_(Message.sender_id, Message.client_msg_id).in_(sorted(set(pairs))))
     )
+    return {(int(u), str(c)) for u, c in rows.all() if u is not None and c is not None}
+
+
+async def text_senders_in(s: AsyncSession, conversation_id: int, after_id: int, up_to_id: int) -> list[tuple[int, int]]:
+    """(id, sender_id) of the text messages with ids in (after_id, up_to_id]."""
+    conn = await s.connection()
+    rows = await conn.execute(
+        select(Message.id, Message.sender_id).where(
+            Message.conversation_id == conversation_id, Message.id > after_id, Message.id <= up_to_id,
+            Message.kind == MessageKind.TEXT, Message.sender_id.is_not(None),
+        )
+    )
+    return [(int(i), int(u)) for i, u in rows.all() if u is not None]
+
+
+async def insert_messages(s: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert many messages (the columns of ``insert_message``) in one multi-row INSERT and
+    move each conversation's ``last_message_id``; their ids, in the rows' order."""
+    if not rows:
+        return []
+    await commit_in_position_order(s)
+    conn = await s.connection()
+    result = await conn.execute(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows)
+    ids = [int(i) for i in result.scalars()]
+    newest: dict[int, int] = {}
+    for row, msg_id in zip(rows, ids, strict=True):
+        newest[row["conversation_id"]] = max(newest.get(row["conversation_id"], 0), msg_id)
+    last = bindparam("b_last", type_=BigInteger)
+    await conn.execute(
+        update(Conversation)
+        .where(Conversation.id == bindparam("b_conversation"), Conversation.last_message_id < last)
+        .values(last_message_id=last),
+        [{"b_conversation": c, "b_last": i} for c, i in sorted(newest.items())],
+    )
+    return ids
 
 
 async def message_record(s: AsyncSession, message_id: int) -> MessageRecord | None:

@@ -2,65 +2,74 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import BigInteger, bindparam, case, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib.clock import as_utc
-from app.records import Watermarks
-from app.store.models import Membership, WatermarkMove
+from app.store.models import Conversation, Membership, WatermarkMove
 
 
-async def raise_watermarks(
-    s: AsyncSession,
-    conversation_id: int,
-    user_id: int,
-    *,
-    read_id: int | None = None,
-    delivered_id: int | None = None,
-) -> Watermarks | None:
-    """Move a member's read/delivered watermarks forward (never back); return both as they
-    are now if one moved, None if neither did (or the member is gone)."""
-    values: dict[str, Any] = {}
-    conds = []
-    if read_id is not None:
-        values["last_read_id"] = case(
-            (Membership.last_read_id < read_id, read_id), else_=Membership.last_read_id
+@dataclass
+class WatermarkState:
+    """A current member's watermarks and what bounds them (the group writer's receipts)."""
+
+    read_id: int
+    delivered_id: int
+    last_message_id: int  # the conversation's newest message: no watermark goes past it
+    members_version: int  # the conversation's member list version (app.actions.access)
+
+
+async def watermark_states(s: AsyncSession, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], WatermarkState]:
+    """For (conversation_id, user_id) pairs, each current member's watermarks with the
+    conversation's newest id and member version, in one query; pairs that are not a
+    current membership are missing."""
+    if not pairs:
+        return {}
+    conn = await s.connection()
+    rows = await conn.execute(
+        select(
+            Membership.conversation_id, Membership.user_id, Membership.last_read_id, Membership.last_delivered_id,
+            Conversation.last_message_id, Conversation.members_version,
         )
-        conds.append(Membership.last_read_id < read_id)
-        # Read implies delivered.
-        delivered_id = max(delivered_id or 0, read_id)
-    if delivered_id is not None:
-        values["last_delivered_id"] = case(
-            (Membership.last_delivered_id < delivered_id, delivered_id),
-            else_=Membership.last_delivered_id,
-        )
-        conds.append(Membership.last_delivered_id < delivered_id)
-    if not values:
-        return None
-    conn = await s.connection()  # Core, not the ORM: every send and receipt moves one
-    row = (await conn.execute(
+        .join(Conversation, Conversation.id == Membership.conversation_id)
+        .where(tuple_(Membership.conversation_id, Membership.user_id).in_(sorted(set(pairs))), Membership.left_at.is_(None))
+    )
+    return {(c, u): WatermarkState(r, d, last, version) for c, u, r, d, last, version in rows.all()}
+
+
+async def set_watermarks(s: AsyncSession, rows: list[tuple[int, int, int, int]]) -> None:
+    """Move (conversation_id, user_id, read_id, delivered_id) watermarks forward, never
+    back, in one multi-row statement (current members only)."""
+    if not rows:
+        return
+    conn = await s.connection()
+    read, delivered = bindparam("b_read", type_=BigInteger), bindparam("b_delivered", type_=BigInteger)
+    await conn.execute(
         update(Membership)
         .where(
-            Membership.conversation_id == conversation_id,
-            Membership.user_id == user_id,
+            Membership.conversation_id == bindparam("b_conversation"),
+            Membership.user_id == bindparam("b_user"),
             Membership.left_at.is_(None),
-            or_(*conds),
         )
-        .values(**values)
-        .returning(Membership.last_read_id, Membership.last_delivered_id)
-    )).first()
-    return Watermarks(read_id=row[0], delivered_id=row[1]) if row is not None else None
+        .values(
+            last_read_id=case((Membership.last_read_id < read, read), else_=Membership.last_read_id),
+            last_delivered_id=case((Membership.last_delivered_id < delivered, delivered), else_=Membership.last_delivered_id),
+        ),
+        [{"b_conversation": c, "b_user": u, "b_read": r, "b_delivered": d} for c, u, r, d in rows],
+    )
 
 
-async def record_watermark_move(
-    s: AsyncSession, conversation_id: int, user_id: int, *, read_id: int, delivered_id: int, now: datetime
-) -> None:
-    """Keep when a member's watermarks reached these ids (message info times)."""
+async def record_watermark_moves(s: AsyncSession, rows: list[tuple[int, int, int, int]], now: datetime) -> None:
+    """Keep when members' watermarks reached these ids (message info times): one row per
+    (conversation_id, user_id, read_id, delivered_id)."""
+    if not rows:
+        return
     await (await s.connection()).execute(
-        insert(WatermarkMove).values(conversation_id=conversation_id, user_id=user_id, read_id=read_id, delivered_id=delivered_id, at=now)
+        insert(WatermarkMove),
+        [{"conversation_id": c, "user_id": u, "read_id": r, "delivered_id": d, "at": now} for c, u, r, d in rows],
     )
 
 

@@ -28,6 +28,16 @@ Keep units short: validation and reads that need not be in the transaction belon
 the caller does once ``submit`` returns: that is after the commit, so ``submit`` needs no
 ``on_commit`` hooks of its own.
 
+Bulk units: ``submit_bulk(bulk, item)`` queues one item for a function that takes every
+queued item of its kind at once (``bulk(session, items) -> answers``, one answer per item, in
+order). A batch of 60 receipts is then a handful of multi-row statements instead of 60 x 6
+single-row ones: on SQLite every statement is a trip to aiosqlite's thread and back through
+the event loop, and under load those trips, not the disk, limited the writer (3-5 commits
+a second, docs/performance.md). A batch runs its plain units and its bulk groups in the
+order each first appeared (sends are urgent and come first). A bulk function follows the
+rules of a unit; if it raises, the batch runs again with savepoints and each of its items
+alone (``bulk(session, [item])``), so only the item that fails gets the error.
+
 Cancellation: a caller cancelled while its unit waits in the queue has its unit skipped (it
 never runs). Once the unit's batch has started, it runs and may commit even though nobody
 is left to hear the answer; the sender's ``client_msg_id`` makes a resend return the stored
@@ -51,6 +61,8 @@ from app.store.db import Conflict, Database
 
 T = TypeVar("T")
 Work = Callable[[AsyncSession], Awaitable[T]]
+# Every queued item of one kind at once; one answer per item, in the items' order.
+Bulk = Callable[[AsyncSession, list[Any]], Awaitable[list[Any]]]
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +73,10 @@ class WriterStopped(Unavailable):
 
 @dataclass(eq=False)
 class _Unit:
-    work: Work[Any]
+    work: Work[Any] | None  # None: an item of ``bulk``
     future: asyncio.Future[Any]
+    bulk: Bulk | None = None
+    item: Any = None
     # Set when the unit failed on its own (its savepoint rolled back).
     own_error: BaseException | None = None
     result: Any = None
@@ -149,15 +163,29 @@ class GroupWriter:
         before units queued earlier that are not (receipts, session touches): behind a
         burst of receipts a send waits for one batch, not for all of them.
         """
+        result: T = await self._enqueue(_Unit(work, self._future()), urgent)
+        return result
+
+    async def submit_bulk(self, bulk: Bulk, item: Any, *, urgent: bool = False) -> Any:
+        """Queue ``item`` for ``bulk``, which runs once per batch with every item queued for
+        it (see the module's docstring); return this item's answer after the commit.
+
+        Errors as ``submit``: what ``bulk`` raised for this item alone, ``Unavailable`` for
+        the batch, ``WriterStopped`` after ``stop()``."""
+        return await self._enqueue(_Unit(None, self._future(), bulk, item), urgent)
+
+    def _future(self) -> asyncio.Future[Any]:
         if self._stopping:
             raise WriterStopped()
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((0 if urgent else 1, next(self._arrivals), _Unit(work, future)))
+        return asyncio.get_running_loop().create_future()
+
+    async def _enqueue(self, unit: _Unit, urgent: bool) -> Any:
+        self._queue.put_nowait((0 if urgent else 1, next(self._arrivals), unit))
         if self._task is None or self._task.done():
             # Started on first use (inside the serving loop); started again should it ever
             # have ended, so a queued unit is never left without a writer.
             self._task = asyncio.create_task(self._run(), name="group-writer")
-        return await future
+        return await unit.future
 
     async def stop(self) -> None:
         """Refuse new units, commit every unit already queued, and end the writer task."""
@@ -267,16 +295,18 @@ class GroupWriter:
         async with self.db.transaction(immediate=True) as session:
             if self.first is not None:
                 await self.first(session)
-            for unit in live:
-                # A caller cancelled while an earlier unit of this batch ran: skip it.
-                if unit.future.cancelled():
+            for step in _steps(live, alone=savepoints):
+                # Callers cancelled while an earlier step of this batch ran: skip them.
+                units = [unit for unit in step if not unit.future.cancelled()]
+                if not units:
                     continue
-                await self._run_unit(session, unit, savepoints)
-                if unit.own_error is not None and not savepoints:
+                await self._run_step(session, units, savepoints)
+                if not savepoints and any(unit.own_error is not None for unit in units):
                     raise _RunAgainWithSavepoints()
 
-    async def _run_unit(self, session: AsyncSession, unit: _Unit, savepoint: bool) -> None:
-        """Run one unit (in a savepoint if asked: its own failure rolls back only that).
+    async def _run_step(self, session: AsyncSession, units: list[_Unit], savepoint: bool) -> None:
+        """Run one plain unit, or one bulk call for ``units`` (in a savepoint if asked: its
+        own failure rolls back only that).
 
         A failure of the connection (``OperationalError``, ``InterfaceError``,
         ``Unavailable``) is not the unit's own: it ends the whole batch.
@@ -284,25 +314,55 @@ class GroupWriter:
         try:
             if savepoint:
                 async with session.begin_nested():
-                    result = await unit.work(session)
+                    results = await _call(session, units)
             else:
-                result = await unit.work(session)
-                # What the unit added but did not write yet fails here, as its own, and
-                # not in the next unit or at the commit.
+                results = await _call(session, units)
+                # What the step added but did not write yet fails here, as its own, and
+                # not in the next step or at the commit.
                 await session.flush()
         except (OperationalError, InterfaceError, Unavailable):
             raise
         except Exception as exc:  # noqa: BLE001 - the unit's own failure goes to its caller
-            unit.own_error = _own_error(exc)
+            for unit in units:
+                unit.own_error = _own_error(exc)
             return
-        unit.result = result
-        unit.ran = True
+        for unit, result in zip(units, results, strict=True):
+            unit.result = result
+            unit.ran = True
 
     def _fail_queued(self) -> None:
         while not self._queue.empty():
             item = self._queue.get_nowait()[2]
             if isinstance(item, _Unit):
                 _settle(item, error=WriterStopped())
+
+
+def _steps(live: list[_Unit], *, alone: bool) -> list[list[_Unit]]:
+    """The batch's steps: each plain unit alone, and the items of each bulk function together
+    (where its first item stood), or each alone when ``alone``."""
+    steps: list[list[_Unit]] = []
+    groups: dict[Any, list[_Unit]] = {}
+    for unit in live:
+        if unit.bulk is None or alone:
+            steps.append([unit])
+        elif unit.bulk in groups:
+            groups[unit.bulk].append(unit)
+        else:
+            groups[unit.bulk] = [unit]
+            steps.append(groups[unit.bulk])
+    return steps
+
+
+async def _call(session: AsyncSession, units: list[_Unit]) -> list[Any]:
+    """Run a step: a plain unit's work, or its bulk function with the items of ``units``."""
+    first = units[0]
+    if first.bulk is None:
+        assert first.work is not None and len(units) == 1
+        return [await first.work(session)]
+    answers = await first.bulk(session, [unit.item for unit in units])
+    if len(answers) != len(units):
+        raise RuntimeError(f"a bulk function answered {len(answers)} of {len(units)} items")
+    return answers
 
 
 def _settle(unit: _Unit, *, result: Any = None, error: BaseException | None = None) -> None:

@@ -152,10 +152,10 @@ async def test_a_message_sent_while_a_member_is_being_added_reaches_them_live_an
                 await asyncio.sleep(0)  # and gets as far as it can without our lock
         return await resolve(s, usernames)
 
-    members = access.current_members
+    members = access.members_at
 
-    async def members_while_alice_adds(svc_: Services, s: Any, conversation_id: int) -> dict[int, int]:
-        found = await members(svc_, s, conversation_id)
+    async def members_while_alice_adds(svc_: Services, s: Any, conversation_id: int, version: int) -> dict[int, int]:
+        found = await members(svc_, s, conversation_id, version)
         if first == "send" and not send_inside.is_set():
             transaction_wanted.clear()  # (the writer's own transaction set it)
             send_inside.set()
@@ -166,7 +166,7 @@ async def test_a_message_sent_while_a_member_is_being_added_reaches_them_live_an
         return found
 
     monkeypatch.setattr(conversations, "_resolve_usernames", resolve_while_bob_sends)
-    monkeypatch.setattr(messages, "current_members", members_while_alice_adds)
+    monkeypatch.setattr(messages, "members_at", members_while_alice_adds)
     async with asyncio.timeout(8):  # well under the 10 s write turn: no task waits on itself
         sent, _added = await asyncio.gather(send(), add())
     monkeypatch.undo()

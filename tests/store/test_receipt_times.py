@@ -16,7 +16,7 @@ from app.store import receipts
 
 async def _move(svc: Services, conversation_id: int, user_id: int, read_id: int, delivered_id: int) -> None:
     async with svc.db.transaction() as s:
-        await receipts.record_watermark_move(s, conversation_id, user_id, read_id=read_id, delivered_id=delivered_id, now=svc.clock.now())
+        await receipts.record_watermark_moves(s, [(conversation_id, user_id, read_id, delivered_id)], svc.clock.now())
 
 
 async def _conversation(svc: Services, staff: list[Staff]) -> int:

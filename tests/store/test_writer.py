@@ -411,3 +411,86 @@ async def test_an_urgent_unit_joins_the_next_batch_before_earlier_ones_that_are_
     finally:
         await w.stop()
     assert ran == ["busy", "send", "receipt 1", "receipt 2", "receipt 3"]
+
+
+# --- bulk units ----------------------------------------------------------------------------
+
+
+async def test_the_items_of_a_bulk_function_share_one_call_and_each_gets_its_own_answer(database: Database, writer: GroupWriter) -> None:
+    """A batch's items for one bulk function are one call (a few multi-row statements), in
+    the order they queued, beside the plain units of the same batch; every answer comes
+    after the one commit."""
+    calls: list[list[str]] = []
+    committed = commits(database)
+
+    async def add_all(s: AsyncSession, names: list[str]) -> list[int]:
+        calls.append(list(names))
+        return [await add_user(s, name) for name in names]
+
+    hold = asyncio.Event()
+
+    async def holding(s: AsyncSession) -> int:
+        await hold.wait()  # the next batch queues meanwhile
+        return await add_user(s, "first")
+
+    first = asyncio.create_task(writer.submit(holding))
+    await until(lambda: writer.stats.batches == 1)
+    names = [f"nurse{i}" for i in range(5)]
+    bulk = [asyncio.create_task(writer.submit_bulk(add_all, name)) for name in names]
+    plain = asyncio.create_task(writer.submit(adding("porter")))
+    await until(lambda: writer._queue.qsize() == 6)
+    hold.set()
+    ids = await asyncio.gather(*bulk)
+    await asyncio.gather(first, plain)
+    if writer.always_savepoints:
+        assert calls == [[name] for name in names]  # each alone in its savepoint
+    else:
+        assert calls == [names]
+    assert len(set(ids)) == 5 and ids == sorted(ids)
+    assert await usernames(database) == {"first", "porter", *names}
+    assert len(committed) == 2  # the held batch, then everything that queued behind it
+
+
+async def test_a_failing_bulk_call_fails_only_the_item_that_caused_it(database: Database) -> None:
+    """A bulk function that raises is run again, each item alone in a savepoint: only the
+    caller of the failing item hears of it, the rest commit, and the next batches use
+    savepoints until one is clean (as plain units)."""
+    w = GroupWriter(database)
+    calls: list[list[str]] = []
+
+    async def add_all(s: AsyncSession, names: list[str]) -> list[int]:
+        calls.append(list(names))
+        ids = [await add_user(s, name) for name in names]
+        if "bad" in names:
+            raise ValueError("refused")
+        return ids
+
+    hold = asyncio.Event()
+
+    async def holding(s: AsyncSession) -> None:
+        await hold.wait()
+
+    try:
+        first = asyncio.create_task(w.submit(holding))
+        await until(lambda: w.stats.batches == 1)
+        tasks = {name: asyncio.create_task(w.submit_bulk(add_all, name)) for name in ("a", "bad", "c")}
+        await until(lambda: w._queue.qsize() == 3)
+        hold.set()
+        await first
+        with pytest.raises(ValueError, match="refused"):
+            await tasks["bad"]
+        assert isinstance(await tasks["a"], int) and isinstance(await tasks["c"], int)
+    finally:
+        await w.stop()
+    assert calls == [["a", "bad", "c"], ["a"], ["bad"], ["c"]]
+    assert w.stats.reruns == 1
+    assert await usernames(database) == {"a", "c"}
+
+
+async def test_a_bulk_function_that_answers_the_wrong_number_of_items_stores_nothing(database: Database, writer: GroupWriter) -> None:
+    async def short(s: AsyncSession, names: list[str]) -> list[int]:
+        return [await add_user(s, name) for name in names[:-1]]
+
+    with pytest.raises(RuntimeError, match="answered 0 of 1"):
+        await writer.submit_bulk(short, "x")
+    assert await usernames(database) == set()

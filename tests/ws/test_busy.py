@@ -19,16 +19,16 @@ pytestmark = pytest.mark.usefixtures("database_kind")
 
 def _locked(monkeypatch: pytest.MonkeyPatch, times: int) -> None:
     """Make the next ``times`` message inserts fail the way SQLite does under a long lock."""
-    original = store_messages.insert_message
+    original = store_messages.insert_messages
     left = {"n": times}
 
-    async def insert_message(*args: Any, **kwargs: Any) -> int:
+    async def insert_messages(*args: Any, **kwargs: Any) -> list[int]:
         if left["n"] > 0:
             left["n"] -= 1
             raise OperationalError("INSERT INTO messages", {}, Exception("database is locked"))
         return await original(*args, **kwargs)
 
-    monkeypatch.setattr(store_messages, "insert_message", insert_message)
+    monkeypatch.setattr(store_messages, "insert_messages", insert_messages)
 
 
 async def test_socket_gets_busy_and_stays_open_and_the_resend_is_stored_once(people: People, svc: Any, monkeypatch: pytest.MonkeyPatch) -> None:
