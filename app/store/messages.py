@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, bindparam, insert, select, text, tuple_, update
+from sqlalchemy import BigInteger, Select, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.lib.clock import as_utc
 from app.records import MessageRecord
+from app.store.db import pairs_in
 from app.store.models import Conversation, Message, User
 from app.vocab import MessageKind
 
@@ -88,7 +89,7 @@ async def stored_client_ids(s: AsyncSession, pairs: list[tuple[int, str]]) -> se
         return set()
     conn = await s.connection()
     rows = await conn.execute(
-        select(Message.sender_id, Message.client_msg_id).where(tuple_(Message.sender_id, Message.client_msg_id).in_(sorted(set(pairs))))
+        select(Message.sender_id, Message.client_msg_id).where(pairs_in(Message.sender_id, Message.client_msg_id, pairs))
     )
     return {(int(u), str(c)) for u, c in rows.all() if u is not None and c is not None}
 

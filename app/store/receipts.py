@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, bindparam, case, func, insert, select, tuple_, update
+from sqlalchemy import BigInteger, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib.clock import as_utc
+from app.store.db import pairs_in
 from app.store.models import Conversation, Membership, WatermarkMove
 
 
@@ -35,7 +36,7 @@ async def watermark_states(s: AsyncSession, pairs: list[tuple[int, int]]) -> dic
             Conversation.last_message_id, Conversation.members_version,
         )
         .join(Conversation, Conversation.id == Membership.conversation_id)
-        .where(tuple_(Membership.conversation_id, Membership.user_id).in_(sorted(set(pairs))), Membership.left_at.is_(None))
+        .where(pairs_in(Membership.conversation_id, Membership.user_id, pairs), Membership.left_at.is_(None))
     )
     return {(c, u): WatermarkState(r, d, last, version) for c, u, r, d, last, version in rows.all()}
 
