@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.store.db import insert_returning
 from app.store.messages import commit_in_position_order
 from app.store.models import Change, Membership
 from app.vocab import ChangeKind
@@ -84,8 +85,9 @@ async def append_many(s: AsyncSession, rows: list[tuple[int, ChangeKind, int | N
             ),
             receipts,
         )
-    result = await conn.execute(
-        insert(Change).returning(Change.position, sort_by_parameter_order=True),
+    table = Change.__table__
+    positions = await insert_returning(
+        conn, table, table.c.position, [table.c.conversation_id, table.c.kind, table.c.message_id, table.c.user_id],
         [
             {
                 "conversation_id": c, "kind": kind, "message_id": m, "user_id": u,
@@ -94,7 +96,7 @@ async def append_many(s: AsyncSession, rows: list[tuple[int, ChangeKind, int | N
             for c, kind, m, u, d in rows
         ],
     )
-    return [int(p) for p in result.scalars()]
+    return [int(p) for p in positions]
 
 
 async def set_floor(s: AsyncSession, conversation_id: int, user_ids: list[int], from_position: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,10 +11,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import ColumnElement, and_, event, false, or_, text
+from sqlalchemy import ColumnElement, TextClause, event, false, insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.lib.errors import Unavailable
 from app.lib.private_files import create_private_file, make_private, make_private_folder
@@ -34,16 +35,60 @@ class Conflict(Exception):
     the transaction was rolled back."""
 
 
-def pairs_in(first: Any, second: Any, pairs: list[tuple[Any, Any]]) -> ColumnElement[bool]:
+def pairs_in(first: Any, second: Any, pairs: list[tuple[Any, Any]]) -> ColumnElement[bool] | TextClause:
     """``(first, second) IN pairs`` that both databases answer from a two-column index.
 
     SQLAlchemy's ``tuple_(a, b).in_(...)`` becomes ``(a, b) IN (VALUES ...)``, which SQLite
     plans as a scan of the whole table; ``(a = ? AND b = ?) OR ...`` is one index search per
     pair on SQLite (its multi-index OR) and on PostgreSQL. Meant for a batch's worth of
-    pairs (the group writer's batches are at most a few hundred units)."""
-    if not pairs:
+    pairs (the group writer's batches are at most a few hundred units).
+
+    Written as text of a few fixed sizes (the pairs padded to a power of two), not as an
+    expression per pair: SQLAlchemy caches a compiled statement per distinct shape, and an
+    expression tree of hundreds of comparisons per batch size filled its cache with large
+    entries and made every batch build and hash a big cache key (garbage the collector then
+    had to walk: gen-2 pauses of up to a second in bench/ runs)."""
+    unique = sorted(set(pairs))
+    if not unique:
         return false()
-    return or_(*(and_(first == a, second == b) for a, b in sorted(set(pairs))))
+    size = 1 << (len(unique) - 1).bit_length()
+    unique += [unique[-1]] * (size - len(unique))
+    params = {}
+    for i, (a, b) in enumerate(unique):
+        params[f"pa{i}"], params[f"pb{i}"] = a, b
+    return text(_pairs_sql(_qualified(first), _qualified(second), size)).bindparams(**params)
+
+
+async def insert_returning(conn: AsyncConnection, table: Any, returned: Any, keys: list[Any], rows: list[dict[str, Any]]) -> list[Any]:
+    """Insert ``rows`` in one multi-row INSERT and return the ``returned`` column (a
+    generated id or position) of each, in the rows' order.
+
+    PostgreSQL does it with SQLAlchemy's ``sort_by_parameter_order`` (one INSERT ... SELECT
+    ... ORDER BY). On SQLite SQLAlchemy can only keep that order one row per statement (a
+    trip to aiosqlite's thread each: thousands a second under a ward's receipts), and
+    SQLite's RETURNING order is documented as arbitrary; so the rows go in one statement and
+    come back matched on ``keys``, which must tell the rows apart."""
+    if not rows:
+        return []
+    if conn.dialect.name == "postgresql":
+        result = await conn.execute(insert(table).returning(returned, sort_by_parameter_order=True), rows)
+        return list(result.scalars())
+    names = [k.name for k in keys]
+    wanted = [tuple(row.get(n) for n in names) for row in rows]
+    if len(set(wanted)) != len(wanted):
+        raise ValueError(f"rows for {table.name} are not told apart by {names}")
+    result = await conn.execute(insert(table).returning(returned, *keys), rows)
+    found = {tuple(r[1:]): r[0] for r in result.all()}
+    return [found[key] for key in wanted]
+
+
+def _qualified(column: Any) -> str:
+    return f"{column.table.name}.{column.name}"
+
+
+@functools.lru_cache(maxsize=64)
+def _pairs_sql(first: str, second: str, size: int) -> str:
+    return "(" + " OR ".join(f"({first} = :pa{i} AND {second} = :pb{i})" for i in range(size)) + ")"
 
 
 def alembic_config(url: str) -> AlembicConfig:

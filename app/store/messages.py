@@ -11,7 +11,7 @@ from sqlalchemy.orm import aliased
 
 from app.lib.clock import as_utc
 from app.records import MessageRecord
-from app.store.db import pairs_in
+from app.store.db import insert_returning, pairs_in
 from app.store.models import Conversation, Message, User
 from app.vocab import MessageKind
 
@@ -113,8 +113,8 @@ async def insert_messages(s: AsyncSession, rows: list[dict[str, Any]]) -> list[i
         return []
     await commit_in_position_order(s)
     conn = await s.connection()
-    result = await conn.execute(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows)
-    ids = [int(i) for i in result.scalars()]
+    table = Message.__table__
+    ids = [int(i) for i in await insert_returning(conn, table, table.c.id, [table.c.sender_id, table.c.client_msg_id], rows)]
     newest: dict[int, int] = {}
     for row, msg_id in zip(rows, ids, strict=True):
         newest[row["conversation_id"]] = max(newest.get(row["conversation_id"], 0), msg_id)

@@ -147,3 +147,41 @@ async def test_receipts_of_one_batch_in_a_big_group_reach_the_senders_of_their_o
         ids["carol"]: sorted([ids["bob"], ids["carol"]]),  # m1 only: bob's tick
         ids["dave"]: sorted([ids["alice"], ids["bob"], ids["dave"]]),  # m1 and m2
     }
+
+
+async def test_a_batch_costs_a_few_statements_whatever_its_size(svc: Services, staff: dict[str, Staff], make_user: Any) -> None:
+    """20 sends, then 20 receipts, each in one batch: a handful of statements each, not
+    20 x 6 (on SQLite every statement is a trip to aiosqlite's thread)."""
+    from sqlalchemy import event
+
+    alice = actor_for(staff["alice"])
+    others = [await make_user(f"nurse{i}") for i in range(20)]
+    ward = await conversations.do_create_group(svc, alice, "Ward 9", [u.username for u in others])
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with one_batch(svc) as calls:
+            calls += [messages.do_send_message(svc, actor_for(u), ward, f"obs {u.username}", new_id()) for u in others]
+        sends = [s for s in seen if not s.lstrip().upper().startswith(("BEGIN", "SELECT PG_ADVISORY", "SAVEPOINT"))]
+        newest = max(sent.message.id for sent in calls)
+        seen.clear()
+        async with one_batch(svc) as receipts_done:
+            receipts_done += [receipts.do_mark_delivered(svc, actor_for(u), ward, newest) for u in others]
+        moves = [s for s in seen if not s.lstrip().upper().startswith(("BEGIN", "SELECT PG_ADVISORY", "SAVEPOINT"))]
+    finally:
+        event.remove(svc.db.engine.sync_engine, "before_cursor_execute", count)
+    newest_sender = max(calls, key=lambda sent: sent.message.id).message.sender_id
+    # Every member's delivered mark moved but the newest message's sender's (read already).
+    assert all(sent.created for sent in calls)
+    assert receipts_done == [u.id != newest_sender for u in others]
+    # The hold unit's batch and the statements outside the writer are not in these counts
+    # only because nothing else ran: a duplicate check, the member versions, the messages,
+    # the newest ids, the watermarks, the changes (and the member list once, uncached).
+    assert len(sends) <= 8, sends
+    # The watermarks, the members' versions, the update, the times, the delete and insert of
+    # receipt changes (and the senders of a big group's range).
+    assert len(moves) <= 8, moves
