@@ -24,6 +24,7 @@ two side by side):
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import json
 import os
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+HEAP_EVERY = int(os.environ.get("MEDCHAT_BENCH_HEAP", "0") or 0)
 TICK = 0.010
 DB_SLOW_MS = 2.0
 
@@ -185,6 +187,11 @@ class LoopMonitor:
                           gc_counts=gc.get_count(),
                           cores_busy=busy,  # every process's share of each CPU (the machine is shared)
                           loadavg=os.getloadavg()[0])
+                if HEAP_EVERY and int(t1) % HEAP_EVERY == 0:
+                    # What a gen-2 collection has to walk (MEDCHAT_BENCH_HEAP=N: every N s;
+                    # costs a walk of the heap itself, so only when asked).
+                    census = collections.Counter(type(o).__name__ for o in gc.get_objects())
+                    self.emit(k="heap", t=round(t1, 4), objects=sum(census.values()), top=census.most_common(12))
                 self._db_calls = self._commits = self._ckpts = 0
                 self._db_ms = 0.0
                 sec_start, cpu0, wait0, thread0, cores0 = t1, cpu1, wait1, thread1, cores1
