@@ -100,9 +100,11 @@ DEFAULTS: dict[str, Any] = {
     # With REDIS_URL: each process says it is alive every third of this; the others drop the
     # presence of a process not heard from for this long (it died), as if it had said "offline".
     "PRESENCE_INSTANCE_TTL_SECONDS": 30.0,
-    # Receipts go to every member in conversations up to this size; in bigger groups only
-    # to the senders whose ticks changed.
-    "RECEIPTS_ALL_MEMBERS_MAX": 50,
+    # Receipts go to every member in conversations up to this size (2: a direct chat); in
+    # groups only to the senders whose ticks changed and the member's own devices, the only
+    # ones that draw anything from them (ticks are under one's own messages). Telling every
+    # member of a 50-member group made each message cost 50 x 50 receipt frames.
+    "RECEIPTS_ALL_MEMBERS_MAX": 2,
     # Argon2id cost: m in KiB, t iterations, p lanes. Never below m=19 MiB, t=2, p=1.
     "ARGON2_MEMORY_KIB": 19 * 1024,
     "ARGON2_TIME_COST": 2,

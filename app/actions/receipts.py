@@ -114,32 +114,35 @@ async def _told(
 ) -> dict[tuple[int, int], tuple[int, ...]]:
     """Who hears of each (conversation, member)'s moved watermarks.
 
-    In conversations of up to RECEIPTS_ALL_MEMBERS_MAX members everyone hears (live "read
-    by" lists); in bigger groups only the senders of the newly covered messages (who are
-    still members) and my own other tabs do, or each message would cost members x members
-    receipt frames. The senders of one big conversation come from one read of the range
-    every receipt of the batch covers, unless that range is long (a member back after
-    days): then one read per receipt, of distinct senders."""
+    In conversations of up to RECEIPTS_ALL_MEMBERS_MAX members (a direct chat) both do; in
+    groups only the senders of the newly covered messages (who are still members) and my
+    own other tabs do: ticks are drawn under one's own messages only, and telling everyone
+    made each message cost members x members receipt frames. The senders come from one read
+    of every receipt's range in the batch, except for a long range (a member back after
+    days): one read of its distinct senders."""
     told: dict[tuple[int, int], tuple[int, ...]] = {}
-    big: dict[int, list[tuple[int, int]]] = {}
+    short: list[tuple[int, int]] = []
     for key in after:
         conv_members = members.get(key[0], {})
         if len(conv_members) <= svc.settings.receipts_all_members_max:
             told[key] = tuple(conv_members)
+        elif after[key] - before[key] <= _ONE_READ_SPAN:
+            short.append(key)
         else:
-            big.setdefault(key[0], []).append(key)
-    for conversation_id, keys in big.items():
-        conv_members = members[conversation_id]
-        low = min(before[k] for k in keys)
-        high = max(after[k] for k in keys)
-        span = await messages.text_senders_in(s, conversation_id, low, high) if high - low <= _ONE_READ_SPAN else None
-        for key in keys:
-            if span is not None:
-                senders = {u for i, u in span if before[key] < i <= after[key]}
-            else:
-                senders = set(await messages.senders_between(s, conversation_id, before[key], after[key]))
-            told[key] = tuple({key[1], *(u for u in senders if u in conv_members)})
+            senders = set(await messages.senders_between(s, key[0], before[key], after[key]))
+            told[key] = _senders_told(key, senders, members[key[0]])
+    covered: dict[int, list[tuple[int, int]]] = {}
+    for c, msg_id, sender in await messages.text_senders_in(s, [(c, before[c, u], after[c, u]) for c, u in short]):
+        covered.setdefault(c, []).append((msg_id, sender))
+    for key in short:
+        senders = {u for i, u in covered.get(key[0], ()) if before[key] < i <= after[key]}
+        told[key] = _senders_told(key, senders, members[key[0]])
     return told
+
+
+def _senders_told(key: tuple[int, int], senders: set[int], conv_members: dict[int, int]) -> tuple[int, ...]:
+    """The member who moved (their other tabs) and the senders still in the conversation."""
+    return tuple(sorted({key[1], *(u for u in senders if u in conv_members)}))
 
 
 # A batch's receipts in one big conversation read the senders of at most this many ids at once.

@@ -82,6 +82,26 @@ async def insert_returning(conn: AsyncConnection, table: Any, returned: Any, key
     return [found[key] for key in wanted]
 
 
+def ranges_in(key: Any, ordered: Any, ranges: list[tuple[Any, Any, Any]]) -> ColumnElement[bool] | TextClause:
+    """``key = k AND ordered > low AND ordered <= high`` for any (k, low, high) of ``ranges``:
+    a range search of a (key, ordered) index per range, on both databases (as ``pairs_in``,
+    text of power-of-two sizes)."""
+    unique = sorted(set(ranges))
+    if not unique:
+        return false()
+    size = 1 << (len(unique) - 1).bit_length()
+    unique += [unique[-1]] * (size - len(unique))
+    params = {}
+    for i, (k, low, high) in enumerate(unique):
+        params[f"rk{i}"], params[f"rl{i}"], params[f"rh{i}"] = k, low, high
+    return text(_ranges_sql(_qualified(key), _qualified(ordered), size)).bindparams(**params)
+
+
+@functools.lru_cache(maxsize=64)
+def _ranges_sql(key: str, ordered: str, size: int) -> str:
+    return "(" + " OR ".join(f"({key} = :rk{i} AND {ordered} > :rl{i} AND {ordered} <= :rh{i})" for i in range(size)) + ")"
+
+
 def _qualified(column: Any) -> str:
     return f"{column.table.name}.{column.name}"
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import aliased
 
 from app.lib.clock import as_utc
 from app.records import MessageRecord
-from app.store.db import insert_returning, pairs_in
+from app.store.db import insert_returning, pairs_in, ranges_in
 from app.store.models import Conversation, Message, User
 from app.vocab import MessageKind
 
@@ -94,16 +94,20 @@ async def stored_client_ids(s: AsyncSession, pairs: list[tuple[int, str]]) -> se
     return {(int(u), str(c)) for u, c in rows.all() if u is not None and c is not None}
 
 
-async def text_senders_in(s: AsyncSession, conversation_id: int, after_id: int, up_to_id: int) -> list[tuple[int, int]]:
-    """(id, sender_id) of the text messages with ids in (after_id, up_to_id]."""
+async def text_senders_in(s: AsyncSession, ranges: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """(conversation_id, id, sender_id) of the text messages with ids in (after_id, up_to_id]
+    of each (conversation_id, after_id, up_to_id), in one query (a range search of the
+    (conversation_id, id) index per range)."""
+    if not ranges:
+        return []
     conn = await s.connection()
     rows = await conn.execute(
-        select(Message.id, Message.sender_id).where(
-            Message.conversation_id == conversation_id, Message.id > after_id, Message.id <= up_to_id,
+        select(Message.conversation_id, Message.id, Message.sender_id).where(
+            ranges_in(Message.conversation_id, Message.id, ranges),
             Message.kind == MessageKind.TEXT, Message.sender_id.is_not(None),
         )
     )
-    return [(int(i), int(u)) for i, u in rows.all() if u is not None]
+    return [(int(c), int(i), int(u)) for c, i, u in rows.all() if u is not None]
 
 
 async def insert_messages(s: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:

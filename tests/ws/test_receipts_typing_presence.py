@@ -127,7 +127,10 @@ async def test_viewing_the_no_js_page_sends_a_read_receipt(people: People, svc: 
         assert await watermarks(svc, people.ab, a) == (m1, m1)
 
 
-async def test_receipts_in_a_group_reach_every_member(people: People, svc: Services) -> None:
+async def test_receipts_in_a_group_reach_the_senders_and_the_readers_tabs_only(people: People, svc: Services) -> None:
+    """Ticks are drawn under one's own messages only: in a group a receipt goes to the
+    senders of the messages it newly covers and to the reader's own devices, not to every
+    member (which cost members x members frames a message); a direct chat tells both."""
     a, b, c = people.ids["alice"], people.ids["bob"], people.ids["carol"]
     alice_staff = await get_staff(svc, a)
     assert alice_staff is not None
@@ -135,10 +138,20 @@ async def test_receipts_in_a_group_reach_every_member(people: People, svc: Servi
     async with ws_open(people.alice) as alice, ws_open(people.carol) as carol, ws_open(people.bob) as bob:
         m1 = await say(svc, a, group, "hello all")
         await bob.send({"type": "read", "conversation_id": group, "up_to_id": m1})
-        for sock in (alice, carol, bob):
+        for sock in (alice, bob):
             assert unpositioned(await sock.expect("receipt")) == receipt(group, b, m1, m1)
-        assert alice.taken("receipt")[0]["position"] == carol.taken("receipt")[0]["position"] == bob.taken("receipt")[0]["position"]
+        assert alice.taken("receipt")[0]["position"] == bob.taken("receipt")[0]["position"]
+        # Carol sent nothing it covers: she hears of the next message, never of the receipt.
+        m2 = await say(svc, b, group, "seen, on my way")
+        assert (await carol.expect("message"))["message"]["id"] == m1
+        assert (await carol.expect("message"))["message"]["id"] == m2
+        await processed(carol)
+        assert carol.taken("receipt") == []
         assert (await watermarks(svc, group, c))[0] < m1
+        # In a direct chat the receipt reaches the other member.
+        m3 = await say(svc, a, people.ab, "bed 4?")
+        await bob.send({"type": "read", "conversation_id": people.ab, "up_to_id": m3})
+        assert unpositioned(await alice.expect("receipt", conversation_id=people.ab)) == receipt(people.ab, b, m3, m3)
 
 
 # Typing
