@@ -76,10 +76,16 @@ DEFAULTS: dict[str, Any] = {
     "WS_MAX_MESSAGE_BYTES": 64 * 1024,
     # asyncio's TLS read buffer per connection (Python's default is 256 KiB; app/ws/tls_buffer.py).
     "TLS_READ_BUFFER_BYTES": 32 * 1024,
+    # One such buffer per thread, shared by every TLS connection of a selector event loop,
+    # instead of one per connection (issue 10: 32 KiB less per idle socket; app/ws/tls_buffer.py).
+    "TLS_SHARED_READ_BUFFER": True,
     # How long a closing TLS connection waits for the peer's close_notify (asyncio: 30 s);
     # a vanished peer holds its buffers that long (app/ws/tls_close.py).
     "TLS_SHUTDOWN_SECONDS": 10,
     "WS_HEARTBEAT_SECONDS": 20,
+    # A socket's first heartbeat comes after this share of the interval at random (0..1; 1:
+    # anywhere in it), so sockets opened together do not re-check their sessions together.
+    "WS_HEARTBEAT_SPREAD": 1.0,
     "WS_SEND_QUEUE": 256,
     "WS_RESUME_PAGE": 200,
     "WS_RESUME_MAX": 5000,

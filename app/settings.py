@@ -52,8 +52,10 @@ class Settings:
     allowed_origins: tuple[str, ...]
     ws_max_message_bytes: int
     tls_read_buffer_bytes: int
+    tls_shared_read_buffer: bool
     tls_shutdown_seconds: float
     ws_heartbeat_seconds: float
+    ws_heartbeat_spread: float
     ws_send_queue: int
     ws_resume_page: int
     ws_resume_max: int

@@ -17,6 +17,9 @@ figures. Pick them with ``MEDCHAT_BENCH_EXPERIMENTS`` (comma-separated) and serv
 - ``count-sql``: count the statements the worker runs into ``bench/results/sql-counts.json``.
 - ``switch-interval``: ``sys.setswitchinterval(0.0005)`` (default 5 ms): how long the event
   loop thread may hold the GIL while an aiosqlite thread waits to hand back a result.
+- ``tracemalloc``: trace Python allocations (10 frames) from the worker's start; SIGUSR1
+  writes a snapshot to ``bench/results/tracemalloc-<pid>-<n>.snap`` (bench/idle_memory.py
+  diffs two of them: where an idle socket's memory goes).
 """
 
 from __future__ import annotations
@@ -112,7 +115,23 @@ def _count_sql() -> None:
     dump()
 
 
-PATCHES = {"count-sql": _count_sql, "switch-interval": _switch_interval, "gc-freeze": _gc_freeze, "sqlite-write-lock": _write_lock, "sqlite-pool": _pool, "ssl-buffer-32k": _ssl_buffer}
+def _tracemalloc() -> None:
+    import signal
+    import tracemalloc
+    from pathlib import Path
+
+    tracemalloc.start(10)
+    taken = [0]
+
+    def snapshot(_signum: int, _frame: Any) -> None:
+        taken[0] += 1
+        out = Path(__file__).parent / "results" / f"tracemalloc-{os.getpid()}-{taken[0]}.snap"
+        tracemalloc.take_snapshot().dump(str(out))
+
+    signal.signal(signal.SIGUSR1, snapshot)
+
+
+PATCHES = {"tracemalloc": _tracemalloc, "count-sql": _count_sql, "switch-interval": _switch_interval, "gc-freeze": _gc_freeze, "sqlite-write-lock": _write_lock, "sqlite-pool": _pool, "ssl-buffer-32k": _ssl_buffer}
 
 
 def create_app() -> Any:

@@ -211,6 +211,9 @@ def app_config(tmp_path: Path, database_url: str, clock: FrozenClock) -> dict[st
         # Presence frames at once, so tests need not wait for a batch (tests/realtime/test_hub.py
         # covers batching).
         "PRESENCE_BATCH_SECONDS": 0,
+        # Heartbeats at whole intervals from each socket's start, so tests can count them
+        # (tests/ws/test_heartbeat.py covers the spread).
+        "WS_HEARTBEAT_SPREAD": 0,
         # The login limit tests count to 11.
         "LOGIN_RATE_LIMIT": 10,
     }

@@ -1,7 +1,8 @@
 """The /ws endpoint: a second door into the same actions as the forms.
 
-One socket per browser tab. The handler receives in its own task, sends from a bounded
-queue in another, and pings from a third; all are cancelled in ``finally``.
+One socket per browser tab. The handler receives in its own task and sends from a bounded
+queue in another, both cancelled in ``finally``; the process's one ``Heartbeat``
+(app/ws/heartbeat.py) pings it and re-checks its session.
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ from app.services import Services
 from app.ws.access_log import redact_access_log
 from app.ws.deflate import disable_permessage_deflate
 from app.ws.frame_limit import refuse_oversized_frames
+from app.ws.frame_queue import Flag, FrameQueue
+from app.ws.heartbeat import Heartbeat
 from app.ws.plain_http import http1_only_on_plain_http
-from app.ws.tls_buffer import shrink_tls_read_buffer
+from app.ws.tls_buffer import share_tls_read_buffer, shrink_tls_read_buffer
 from app.ws.tls_close import quiet_tls_close
 
 log = logging.getLogger("medchat.ws")
@@ -63,6 +66,7 @@ BATCH_CHARS = 48 * 1024  # and (roughly) no more characters than this, then the 
 @dataclass
 class WsState:
     handshakes: Limiter
+    heartbeat: Heartbeat
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
@@ -74,9 +78,9 @@ class SocketConnection:
         self.socket_id = uuid.uuid4().hex
         self.user_id = user_id
         self.session_id = session_id
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
+        self.queue: FrameQueue[str] = FrameQueue(queue_size)
         self.closing: tuple[int, str] | None = None
-        self.closed = asyncio.Event()
+        self.closed = Flag()
         self.resuming = False
         self.held: list[tuple[str, int | None]] = []
         # The newest position a sync page of this socket carried. A live frame of a change at
@@ -135,14 +139,21 @@ def register(app: Quart) -> None:
         disable_permessage_deflate()
     if settings.tls_read_buffer_bytes:
         shrink_tls_read_buffer(settings.tls_read_buffer_bytes)
+    if settings.tls_shared_read_buffer:
+        share_tls_read_buffer()
     refuse_oversized_frames(settings.ws_max_message_bytes)
     http1_only_on_plain_http()
     redact_access_log()
     quiet_tls_close(settings.tls_shutdown_seconds)
-    app.extensions["medchat_ws"] = WsState(handshakes=cast(Services, app.extensions["medchat"]).handshake_buckets)
+    services = cast(Services, app.extensions["medchat"])
+    app.extensions["medchat_ws"] = WsState(
+        handshakes=services.handshake_buckets,
+        heartbeat=Heartbeat(services.clock, settings.ws_heartbeat_seconds, settings.ws_heartbeat_spread),
+    )
 
     @app.after_serving
     async def _stop_background() -> None:
+        app.extensions["medchat_ws"].heartbeat.stop()
         for task in list(app.extensions["medchat_ws"].background):
             task.cancel()
 
@@ -170,7 +181,7 @@ async def ws_endpoint() -> None:
 
 
 class SocketHandler:
-    """Serves one accepted socket: its send, receive and heartbeat tasks, for one actor."""
+    """Serves one accepted socket: its send and receive tasks and its heartbeat, for one actor."""
 
     def __init__(self, svc: Services, state: WsState, actor: Actor, token: str) -> None:
         self.svc = svc
@@ -195,8 +206,8 @@ class SocketHandler:
         tasks = [
             asyncio.create_task(self._guarded(self._send_loop()), name="ws-send"),
             asyncio.create_task(self._guarded(self._receive_loop(resume)), name="ws-receive"),
-            asyncio.create_task(self._guarded(self._heartbeat()), name="ws-heartbeat"),
         ]
+        beat = self.state.heartbeat.add(self._beat)
         try:
             conn.queue.put_nowait(dumps({
                 "type": "hello", "user_id": self.actor.user.id, "socket_id": conn.socket_id,
@@ -213,6 +224,7 @@ class SocketHandler:
             log.exception("socket handler failed")
             conn.close_soon(1011, "server error")
         finally:
+            beat.cancel()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -325,22 +337,30 @@ class SocketHandler:
         elif isinstance(frame, Typing):
             await do_typing(self.svc, self.actor, frame.conversation_id, frame.typing, self.conn.socket_id)
 
-    async def _heartbeat(self) -> None:
-        """Ping; a peer silent for three intervals is gone. Re-check the session each time."""
-        interval = self.settings.ws_heartbeat_seconds
-        while True:
-            await self.clock.sleep(interval)
-            if self.clock.monotonic() - self.conn.last_heard > 3 * interval:
-                self.conn.close_soon(CLOSE_HEARTBEAT, "heartbeat timeout")
-                return
+    def _beat(self) -> Coroutine[Any, Any, None] | None:
+        """Every heartbeat interval: a peer silent for three intervals is gone; otherwise
+        ping it and re-check the session (the follow-up the heartbeat runs)."""
+        conn = self.conn
+        if conn.closing is not None:
+            return None  # closing: the handler takes this socket out of the heartbeat
+        try:
+            if self.clock.monotonic() - conn.last_heard > 3 * self.settings.ws_heartbeat_seconds:
+                conn.close_soon(CLOSE_HEARTBEAT, "heartbeat timeout")
+                return None
             self._reply(dumps({"type": "ping"}))
-            try:
-                alive = await resolve_session(self.svc, self.token, activity=False) is not None
-            except Unavailable:
-                continue  # a busy database is no reason to drop the socket: check next time
-            if not alive:
-                self.conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
-                return
+        except Exception:
+            log.exception("socket heartbeat failed")
+            conn.close_soon(1011, "server error")
+            return None
+        return self._guarded(self._check_session())
+
+    async def _check_session(self) -> None:
+        try:
+            alive = await resolve_session(self.svc, self.token, activity=False) is not None
+        except Unavailable:
+            return  # a busy database is no reason to drop the socket: check next time
+        if not alive:
+            self.conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
 
     async def _resume(self, since: int | None, legacy_after: int | None = None) -> None:
         """Send every change after position ``since`` in order, holding live events meanwhile.

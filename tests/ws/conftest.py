@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,3 +52,14 @@ async def people(svc: Services, login_as: Any) -> People:
     p = People(svc, clients["alice"], clients["bob"], clients["carol"], ids, 0)
     p.ab = await p.direct(p.alice, "bob")
     return p
+
+
+async def heartbeats_waiting(app: Any, count: int) -> None:
+    """Wait (in real time, at most 5 s) until ``count`` sockets have their next heartbeat
+    scheduled (their session re-check ended) and the heartbeat sleeps on the clock."""
+    heartbeat = app.extensions["medchat_ws"].heartbeat
+    clock = app.extensions["medchat"].clock
+    async with asyncio.timeout(5.0):
+        while heartbeat.waiting() < count:
+            await asyncio.sleep(0.005)
+        await clock.sleeping(1, due_within=heartbeat.interval)

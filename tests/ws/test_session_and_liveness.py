@@ -15,7 +15,7 @@ from app.lib.clock import FrozenClock
 from app.services import Services
 from app.store import sessions as store_sessions
 from tests.helpers import actor_for, all_messages, new_id
-from tests.ws.conftest import People
+from tests.ws.conftest import People, heartbeats_waiting
 from tests.ws.wsclient import Sock, ws_open
 
 pytestmark = pytest.mark.usefixtures("database_kind")
@@ -84,9 +84,9 @@ async def test_admin_deactivation_or_password_reset_closes_every_socket(people: 
 
 
 @pytest.mark.app_config(WS_HEARTBEAT_SECONDS=3600)
-async def test_idle_timeout_closes_with_4401_at_the_next_heartbeat(people: People, clock: FrozenClock) -> None:
+async def test_idle_timeout_closes_with_4401_at_the_next_heartbeat(people: People, clock: FrozenClock, app: Any) -> None:
     async with ws_open(people.alice) as alice, ws_open(people.bob) as bob:
-        await clock.sleeping(2)  # both heartbeats wait
+        await heartbeats_waiting(app, 2)  # both heartbeats wait
         clock.advance(30 * 60 + 1)  # idle past the limit: nothing checks until the heartbeat
         quiet = [f["type"] for s in (alice, bob) for f in await s.quiet()]  # and still open
         assert "ping" not in [f["type"] for s in (alice, bob) for f in s.seen]
@@ -122,12 +122,12 @@ async def answer_pings(sock: Sock, reply: dict[str, Any]) -> None:
             await sock.send(reply)
 
 
-async def test_the_server_pings_and_a_silent_client_is_closed_with_4000(people: People, clock: FrozenClock) -> None:
+async def test_the_server_pings_and_a_silent_client_is_closed_with_4000(people: People, clock: FrozenClock, app: Any) -> None:
     interval = 20  # WS_HEARTBEAT_SECONDS
     async with ws_open(people.bob) as answering, ws_open(people.carol) as chatty, ws_open(people.alice) as silent:
         assert silent.hello["heartbeat"] == interval
         for _ in range(3):  # silent for 1, 2, 3 intervals: not more than three, so pinged
-            await clock.sleeping(3)  # the three heartbeats wait
+            await heartbeats_waiting(app, 3)  # the three heartbeats wait
             clock.advance(interval)
             for sock in (answering, chatty, silent):
                 await sock.expect("ping")
@@ -135,7 +135,7 @@ async def test_the_server_pings_and_a_silent_client_is_closed_with_4000(people: 
             # Any frame counts as a sign of life, even one the server cannot use.
             await chatty.send({"type": "not-a-pong"})
             await chatty.error("unknown_type")  # read by the server
-        await clock.sleeping(3)
+        await heartbeats_waiting(app, 3)
         clock.advance(interval)  # silent for four intervals: more than three
         assert await silent.closed(PROMPT) == 4000
         assert len(silent.taken("ping")) == 3  # pinged before giving up
@@ -184,7 +184,9 @@ async def test_a_client_that_stops_reading_during_a_resume_is_closed_too(people:
 
 
 @pytest.mark.app_config(WS_SEND_QUEUE=6, WS_RESUME_PAGE=1, MESSAGE_BURST=100)
-async def test_a_silent_client_stuck_in_a_resume_is_closed_by_the_heartbeat(people: People, svc: Services, clock: FrozenClock) -> None:
+async def test_a_silent_client_stuck_in_a_resume_is_closed_by_the_heartbeat(
+    people: People, svc: Services, clock: FrozenClock, app: Any,
+) -> None:
     """The pages fill the queue; the held frames (snapshot, pings) do not overflow it."""
     bob_staff = await get_staff(svc, people.ids["bob"])
     assert bob_staff is not None
@@ -192,7 +194,7 @@ async def test_a_silent_client_stuck_in_a_resume_is_closed_by_the_heartbeat(peop
         await messages.do_send_message(svc, actor_for(bob_staff), people.ab, f"missed {n}", new_id())
     async with ws_open(people.alice, "?after=0", stall=True) as alice:
         for _ in range(4):  # four heartbeats (20 s): more than three intervals silent
-            await clock.sleeping(1)
+            await heartbeats_waiting(app, 1)
             clock.advance(20)
         assert await alice.closed(PROMPT) == 4000
 
