@@ -72,7 +72,7 @@ async def _store_receipts(s: Session, items: list[_ReceiptItem]) -> list[_Moved 
         for c, version in {(c, st.members_version) for (c, _u), st in states.items()}
     }
     answers: list[_Moved | str | None] = []
-    before: dict[tuple[int, int], int] = {}  # the low watermark before the batch, per pair
+    before: dict[tuple[int, int], tuple[int, int]] = {}  # (read, delivered) before the batch, per pair
     last: dict[tuple[int, int], int] = {}  # the answer that carries each pair's news
     for index, item in enumerate(items):
         key = (item.conversation_id, item.user_id)
@@ -89,7 +89,7 @@ async def _store_receipts(s: Session, items: list[_ReceiptItem]) -> list[_Moved 
         if (read, delivered) == (st.read_id, st.delivered_id):
             answers.append(None)
             continue
-        before.setdefault(key, min(st.read_id, st.delivered_id))
+        before.setdefault(key, (st.read_id, st.delivered_id))
         st.read_id, st.delivered_id = read, delivered
         last[key] = index
         answers.append(_Moved(read, delivered, (), None))
@@ -99,7 +99,7 @@ async def _store_receipts(s: Session, items: list[_ReceiptItem]) -> list[_Moved 
     rows = [(c, u, states[c, u].read_id, states[c, u].delivered_id) for c, u in moved]
     await receipts.set_watermarks(s, rows)
     await receipts.record_watermark_moves(s, rows, items[0].now)
-    told = await _told(svc, s, members, before, {k: max(states[k].read_id, states[k].delivered_id) for k in moved})
+    told = await _told(svc, s, members, before, {k: (states[k].read_id, states[k].delivered_id) for k in moved})
     positions = await changes.append_many(
         s, [(c, ChangeKind.RECEIPT, None, u, {"read_id": r, "delivered_id": d}) for c, u, r, d in rows]
     )
@@ -110,32 +110,42 @@ async def _store_receipts(s: Session, items: list[_ReceiptItem]) -> list[_Moved 
 
 
 async def _told(
-    svc: Services, s: Session, members: dict[int, dict[int, int]], before: dict[tuple[int, int], int], after: dict[tuple[int, int], int]
+    svc: Services,
+    s: Session,
+    members: dict[int, dict[int, int]],
+    before: dict[tuple[int, int], tuple[int, int]],
+    after: dict[tuple[int, int], tuple[int, int]],
 ) -> dict[tuple[int, int], tuple[int, ...]]:
-    """Who hears of each (conversation, member)'s moved watermarks.
+    """Who hears of each (conversation, member)'s moved watermarks, given (read, delivered)
+    before and after.
 
     In conversations of up to RECEIPTS_ALL_MEMBERS_MAX members (a direct chat) both do; in
-    groups only the senders of the newly covered messages (who are still members) and my
-    own other tabs do: ticks are drawn under one's own messages only, and telling everyone
-    made each message cost members x members receipt frames. The senders come from one read
-    of every receipt's range in the batch, except for a long range (a member back after
-    days): one read of its distinct senders."""
+    groups only the senders of the messages whose ticks changed (newly delivered or newly
+    read, each range on its own: a member who reads nothing must not tell everyone who ever
+    wrote) who are still members, and my own other tabs: ticks are drawn under one's own
+    messages only, and telling everyone made each message cost members x members receipt
+    frames. The senders come from one read of every range in the batch, except for a long
+    range (a member back after days): one read of its distinct senders."""
     told: dict[tuple[int, int], tuple[int, ...]] = {}
-    short: list[tuple[int, int]] = []
-    for key in after:
+    ranges: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for key, (read, delivered) in after.items():
         conv_members = members.get(key[0], {})
         if len(conv_members) <= svc.settings.receipts_all_members_max:
             told[key] = tuple(conv_members)
-        elif after[key] - before[key] <= _ONE_READ_SPAN:
-            short.append(key)
-        else:
-            senders = set(await messages.senders_between(s, key[0], before[key], after[key]))
-            told[key] = _senders_told(key, senders, members[key[0]])
+            continue
+        old_read, old_delivered = before[key]
+        ranges[key] = [(low, high) for low, high in ((old_read, read), (old_delivered, delivered)) if high > low]
+    short = [(c, low, high) for (c, _u), spans in ranges.items() for low, high in spans if high - low <= _ONE_READ_SPAN]
     covered: dict[int, list[tuple[int, int]]] = {}
-    for c, msg_id, sender in await messages.text_senders_in(s, [(c, before[c, u], after[c, u]) for c, u in short]):
+    for c, msg_id, sender in await messages.text_senders_in(s, short):
         covered.setdefault(c, []).append((msg_id, sender))
-    for key in short:
-        senders = {u for i, u in covered.get(key[0], ()) if before[key] < i <= after[key]}
+    for key, spans in ranges.items():
+        senders: set[int] = set()
+        for low, high in spans:
+            if high - low <= _ONE_READ_SPAN:
+                senders.update(u for i, u in covered.get(key[0], ()) if low < i <= high)
+            else:
+                senders.update(await messages.senders_between(s, key[0], low, high))
         told[key] = _senders_told(key, senders, members[key[0]])
     return told
 

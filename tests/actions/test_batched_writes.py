@@ -185,3 +185,26 @@ async def test_a_batch_costs_a_few_statements_whatever_its_size(svc: Services, s
     # The watermarks, the members' versions, the update, the times, the delete and insert of
     # receipt changes (and the senders of a big group's range).
     assert len(moves) <= 8, moves
+
+
+async def test_a_delivered_receipt_tells_only_the_senders_of_the_newly_delivered_messages(
+    svc: Services, staff: dict[str, Staff], events: list[Event]
+) -> None:
+    """A member who reads nothing but whose device keeps saying "delivered": each receipt
+    reaches the senders of what it newly delivers, not everyone who wrote since the member
+    last read (the range from the read watermark covered the whole history)."""
+    alice, bob, carol, dave = (actor_for(staff[n]) for n in ("alice", "bob", "carol", "dave"))
+    ward = await conversations.do_create_group(svc, alice, "Ward 3", ["bob", "carol", "dave"])
+    await messages.do_send_message(svc, bob, ward, "early, from bob", new_id())
+    m1 = (await messages.do_send_message(svc, alice, ward, "from alice", new_id())).message.id
+    assert await receipts.do_mark_delivered(svc, dave, ward, m1)  # read stays before both
+    m2 = (await messages.do_send_message(svc, carol, ward, "from carol", new_id())).message.id
+    events.clear()
+    assert await receipts.do_mark_delivered(svc, dave, ward, m2)
+    [event] = events
+    assert sorted(event.user_ids) == sorted([staff["carol"].id, staff["dave"].id])
+    # Reading everything changes the read ticks of every sender since his read watermark.
+    events.clear()
+    assert await receipts.do_mark_read(svc, dave, ward, m2)
+    [event] = events
+    assert sorted(event.user_ids) == sorted([staff[n].id for n in ("alice", "bob", "carol", "dave")])
