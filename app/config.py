@@ -86,6 +86,8 @@ DEFAULTS: dict[str, Any] = {
     # A socket's first heartbeat comes after this share of the interval at random (0..1; 1:
     # anywhere in it), so sockets opened together do not re-check their sessions together.
     "WS_HEARTBEAT_SPREAD": 1.0,
+    # The heartbeats' session re-checks of this many seconds are one query (a batch).
+    "WS_SESSION_CHECK_BATCH_SECONDS": 0.5,
     "WS_SEND_QUEUE": 256,
     "WS_RESUME_PAGE": 200,
     "WS_RESUME_MAX": 5000,

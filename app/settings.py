@@ -56,6 +56,7 @@ class Settings:
     tls_shutdown_seconds: float
     ws_heartbeat_seconds: float
     ws_heartbeat_spread: float
+    ws_session_check_batch_seconds: float
     ws_send_queue: int
     ws_resume_page: int
     ws_resume_max: int

@@ -214,6 +214,8 @@ def app_config(tmp_path: Path, database_url: str, clock: FrozenClock) -> dict[st
         # Heartbeats at whole intervals from each socket's start, so tests can count them
         # (tests/ws/test_heartbeat.py covers the spread).
         "WS_HEARTBEAT_SPREAD": 0,
+        # A heartbeat's session re-check is answered at the next turn of the loop.
+        "WS_SESSION_CHECK_BATCH_SECONDS": 0,
         # The login limit tests count to 11.
         "LOGIN_RATE_LIMIT": 10,
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Coroutine
@@ -19,7 +20,7 @@ from quart import Quart, abort, current_app, websocket
 from quart_auth import current_user
 
 from app.actions import Actor
-from app.actions.auth import resolve_session
+from app.actions.auth import resolve_session, sessions_alive
 from app.actions.errors import ActionError
 from app.actions.frames import message_dict
 from app.actions.messages import do_send_message
@@ -27,6 +28,7 @@ from app.actions.presence import socket_closed, socket_opened
 from app.actions.receipts import do_mark_delivered, do_mark_read
 from app.actions.stream import legacy_position, missed_changes
 from app.actions.typing import do_typing
+from app.lib.batch import Batcher
 from app.lib.clock import Clock
 from app.lib.errors import Unavailable
 from app.lib.forwarded import peer_address
@@ -67,6 +69,8 @@ BATCH_CHARS = 48 * 1024  # and (roughly) no more characters than this, then the 
 class WsState:
     handshakes: Limiter
     heartbeat: Heartbeat
+    # The heartbeats' session re-checks, one query a batch (app/lib/batch.py).
+    session_checks: Batcher[str, bool]
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
@@ -149,6 +153,7 @@ def register(app: Quart) -> None:
     app.extensions["medchat_ws"] = WsState(
         handshakes=services.handshake_buckets,
         heartbeat=Heartbeat(services.clock, settings.ws_heartbeat_seconds, settings.ws_heartbeat_spread),
+        session_checks=Batcher(functools.partial(sessions_alive, services), settings.ws_session_check_batch_seconds),
     )
 
     @app.after_serving
@@ -356,7 +361,7 @@ class SocketHandler:
 
     async def _check_session(self) -> None:
         try:
-            alive = await resolve_session(self.svc, self.token, activity=False) is not None
+            alive = await self.state.session_checks.ask(self.token)
         except Unavailable:
             return  # a busy database is no reason to drop the socket: check next time
         if not alive:

@@ -212,3 +212,28 @@ async def test_an_unexpected_error_closes_with_1011(people: People, monkeypatch:
         assert await alice.closed(PROMPT) == 1011
         await bob.send({"type": "sync", "after_id": 0})  # bob's socket is not affected
         assert (await bob.expect("sync"))["done"] is True
+
+
+@pytest.mark.app_config(WS_HEARTBEAT_SECONDS=600, WS_SESSION_CHECK_BATCH_SECONDS=0.05)
+async def test_the_heartbeats_session_checks_share_one_query(people: People, clock: FrozenClock, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """1000 sockets re-check their sessions every interval: the checks of a moment are one
+    read (app/lib/batch.py), and live sessions stay open (an expired one closing at the
+    next check: test_idle_timeout_closes_with_4401_at_the_next_heartbeat)."""
+    reads: list[int] = []
+    original = store_sessions.sessions_with_users
+
+    async def counted(s: Any, hashes: list[str]) -> Any:
+        reads.append(len(hashes))
+        return await original(s, hashes)
+
+    monkeypatch.setattr(store_sessions, "sessions_with_users", counted)
+    async with ws_open(people.alice) as alice, ws_open(people.bob) as bob, ws_open(people.carol) as carol:
+        for rounds in (1, 2):
+            await heartbeats_waiting(app, 3)
+            clock.advance(600)  # every heartbeat due at once: a ping each, then the checks
+            for sock in (alice, bob, carol):
+                await sock.expect("ping")
+            await heartbeats_waiting(app, 3)
+            assert reads == [3] * rounds
+        for sock in (alice, bob, carol):
+            assert "ping" not in [f["type"] for f in await sock.quiet()]  # open, nothing more
