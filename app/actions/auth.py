@@ -148,24 +148,24 @@ async def check_session(svc: Services, token: str, *, activity: bool, ip: str | 
     return ResolvedSession(user=user_row, session_id=session_hash)
 
 
-async def sessions_alive(svc: Services, tokens: list[str]) -> dict[str, bool]:
-    """For the sockets' heartbeats: which of these cookies' sessions are still live, read in
-    one query instead of one each (1000 sockets re-check every 20 s). A session that ran out
-    is ended as ``check_session`` ends it (that path reads it again: rare)."""
+async def resolve_sessions(svc: Services, tokens: list[str]) -> dict[str, ResolvedSession | None]:
+    """``resolve_session`` (no activity) for many cookies in one query: the sockets'
+    handshakes after a restart and their heartbeats' re-checks (1000 sockets). A session
+    that ran out is ended as ``check_session`` ends it (that path reads it again: rare)."""
     now = svc.clock.now()
     hashes = {token: token_hash(token) for token in tokens}
     async with svc.db.reading() as s:
         found = await sessions.sessions_with_users(s, list(hashes.values()))
-    alive: dict[str, bool] = {}
+    resolved: dict[str, ResolvedSession | None] = {}
     for token, session_hash in hashes.items():
         row = found.get(session_hash)
         if row is None or row[0].ended_at is not None:
-            alive[token] = False
+            resolved[token] = None
         elif _expiry(svc, row[0], row[1].active, now) is not None:
-            alive[token] = isinstance(await check_session(svc, token, activity=False), ResolvedSession)
+            resolved[token] = await resolve_session(svc, token, activity=False)
         else:
-            alive[token] = True
-    return alive
+            resolved[token] = ResolvedSession(user=row[1], session_id=session_hash)
+    return resolved
 
 
 async def resolve_session(svc: Services, token: str, *, activity: bool, ip: str | None = None) -> ResolvedSession | None:

@@ -20,7 +20,7 @@ from quart import Quart, abort, current_app, websocket
 from quart_auth import current_user
 
 from app.actions import Actor
-from app.actions.auth import resolve_session, sessions_alive
+from app.actions.auth import ResolvedSession, resolve_session, resolve_sessions
 from app.actions.errors import ActionError
 from app.actions.frames import message_dict
 from app.actions.messages import do_send_message
@@ -69,8 +69,10 @@ BATCH_CHARS = 48 * 1024  # and (roughly) no more characters than this, then the 
 class WsState:
     handshakes: Limiter
     heartbeat: Heartbeat
-    # The heartbeats' session re-checks, one query a batch (app/lib/batch.py).
-    session_checks: Batcher[str, bool]
+    # The heartbeats' session re-checks, one query a batch (app/lib/batch.py), and the
+    # handshakes' (those arriving in the same turn of the loop: a reconnect storm).
+    session_checks: Batcher[str, ResolvedSession | None]
+    handshake_sessions: Batcher[str, ResolvedSession | None]
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
@@ -153,7 +155,8 @@ def register(app: Quart) -> None:
     app.extensions["medchat_ws"] = WsState(
         handshakes=services.handshake_buckets,
         heartbeat=Heartbeat(services.clock, settings.ws_heartbeat_seconds, settings.ws_heartbeat_spread),
-        session_checks=Batcher(functools.partial(sessions_alive, services), settings.ws_session_check_batch_seconds),
+        session_checks=Batcher(functools.partial(resolve_sessions, services), settings.ws_session_check_batch_seconds),
+        handshake_sessions=Batcher(functools.partial(resolve_sessions, services), 0),
     )
 
     @app.after_serving
@@ -173,7 +176,7 @@ async def ws_endpoint() -> None:
     if not _origin_allowed():
         abort(403)
     token = current_user.auth_id
-    resolved = await resolve_session(svc, token, activity=False) if token else None
+    resolved = await _state().handshake_sessions.ask(token) if token else None
     if resolved is None:
         abort(401)
     ip = _peer()
@@ -361,7 +364,7 @@ class SocketHandler:
 
     async def _check_session(self) -> None:
         try:
-            alive = await self.state.session_checks.ask(self.token)
+            alive = await self.state.session_checks.ask(self.token) is not None
         except Unavailable:
             return  # a busy database is no reason to drop the socket: check next time
         if not alive:
