@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import ColumnElement, TextClause, event, false, insert, text
+from sqlalchemy import event, insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -33,30 +34,6 @@ WRITE_TURN_SECONDS = 10.0
 class Conflict(Exception):
     """A write broke a unique constraint (a concurrent request wrote the same row first);
     the transaction was rolled back."""
-
-
-def pairs_in(first: Any, second: Any, pairs: list[tuple[Any, Any]]) -> ColumnElement[bool] | TextClause:
-    """``(first, second) IN pairs`` that both databases answer from a two-column index.
-
-    SQLAlchemy's ``tuple_(a, b).in_(...)`` becomes ``(a, b) IN (VALUES ...)``, which SQLite
-    plans as a scan of the whole table; ``(a = ? AND b = ?) OR ...`` is one index search per
-    pair on SQLite (its multi-index OR) and on PostgreSQL. Meant for a batch's worth of
-    pairs (the group writer's batches are at most a few hundred units).
-
-    Written as text of a few fixed sizes (the pairs padded to a power of two), not as an
-    expression per pair: SQLAlchemy caches a compiled statement per distinct shape, and an
-    expression tree of hundreds of comparisons per batch size filled its cache with large
-    entries and made every batch build and hash a big cache key (garbage the collector then
-    had to walk: gen-2 pauses of up to a second in bench/ runs)."""
-    unique = sorted(set(pairs))
-    if not unique:
-        return false()
-    size = 1 << (len(unique) - 1).bit_length()
-    unique += [unique[-1]] * (size - len(unique))
-    params = {}
-    for i, (a, b) in enumerate(unique):
-        params[f"pa{i}"], params[f"pb{i}"] = a, b
-    return text(_pairs_sql(_qualified(first), _qualified(second), size)).bindparams(**params)
 
 
 async def insert_returning(conn: AsyncConnection, table: Any, returned: Any, keys: list[Any], rows: list[dict[str, Any]]) -> list[Any]:
@@ -82,33 +59,41 @@ async def insert_returning(conn: AsyncConnection, table: Any, returned: Any, key
     return [found[key] for key in wanted]
 
 
-def ranges_in(key: Any, ordered: Any, ranges: list[tuple[Any, Any, Any]]) -> ColumnElement[bool] | TextClause:
-    """``key = k AND ordered > low AND ordered <= high`` for any (k, low, high) of ``ranges``:
-    a range search of a (key, ordered) index per range, on both databases (as ``pairs_in``,
-    text of power-of-two sizes)."""
-    unique = sorted(set(ranges))
+async def select_any_of(
+    conn: AsyncConnection, head: str, conditions: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> list[Any]:
+    """Run ``head`` (a SELECT ending in a WHERE clause) AND any one of ``rows``: each row is
+    the parameters of ``conditions`` (``("m.conversation_id =", "m.user_id =")``), which are
+    joined with AND; the rows with OR. Returns the result rows.
+
+    For a batch's worth of keys (the group writer's batches are at most a few hundred units).
+    SQLAlchemy's ``tuple_(a, b).in_(...)`` becomes ``(a, b) IN (VALUES ...)``, which SQLite
+    plans as a scan of the whole table; ``(a = ? AND b = ?) OR ...`` is one index search per
+    row on SQLite (its multi-index OR) and on PostgreSQL. The statement is plain driver SQL
+    of a few fixed sizes (the rows padded to a power of two), cached: as SQLAlchemy
+    expressions (or text() with hundreds of bound parameters) building and hashing it cost a
+    sixth of the event loop in bench/ runs, and every batch size was a large cache entry."""
+    unique = sorted(set(rows))
     if not unique:
-        return false()
+        return []
     size = 1 << (len(unique) - 1).bit_length()
     unique += [unique[-1]] * (size - len(unique))
-    params = {}
-    for i, (k, low, high) in enumerate(unique):
-        params[f"rk{i}"], params[f"rl{i}"], params[f"rh{i}"] = k, low, high
-    return text(_ranges_sql(_qualified(key), _qualified(ordered), size)).bindparams(**params)
+    sql = _any_of_sql(head, conditions, size, conn.dialect.paramstyle)
+    result = await conn.exec_driver_sql(sql, tuple(value for row in unique for value in row))
+    return list(result.all())
 
 
 @functools.lru_cache(maxsize=64)
-def _ranges_sql(key: str, ordered: str, size: int) -> str:
-    return "(" + " OR ".join(f"({key} = :rk{i} AND {ordered} > :rl{i} AND {ordered} <= :rh{i})" for i in range(size)) + ")"
+def _any_of_sql(head: str, conditions: tuple[str, ...], size: int, paramstyle: str) -> str:
+    numbers = itertools.count(1)
 
+    def mark() -> str:
+        return f"${next(numbers)}" if paramstyle == "numeric_dollar" else "?"
 
-def _qualified(column: Any) -> str:
-    return f"{column.table.name}.{column.name}"
-
-
-@functools.lru_cache(maxsize=64)
-def _pairs_sql(first: str, second: str, size: int) -> str:
-    return "(" + " OR ".join(f"({first} = :pa{i} AND {second} = :pb{i})" for i in range(size)) + ")"
+    if paramstyle not in ("numeric_dollar", "qmark"):
+        raise ValueError(f"no placeholders for paramstyle {paramstyle}")
+    ors = " OR ".join("(" + " AND ".join(f"{c} {mark()}" for c in conditions) + ")" for _ in range(size))
+    return f"{head} AND ({ors})"
 
 
 def alembic_config(url: str) -> AlembicConfig:

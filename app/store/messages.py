@@ -11,7 +11,7 @@ from sqlalchemy.orm import aliased
 
 from app.lib.clock import as_utc
 from app.records import MessageRecord
-from app.store.db import insert_returning, pairs_in, ranges_in
+from app.store.db import insert_returning, select_any_of
 from app.store.models import Conversation, Message, User
 from app.vocab import MessageKind
 
@@ -85,29 +85,24 @@ async def message_records(s: AsyncSession, message_ids: list[int]) -> list[Messa
 async def stored_client_ids(s: AsyncSession, pairs: list[tuple[int, str]]) -> set[tuple[int, str]]:
     """Which (sender_id, client_msg_id) pairs are stored already (one query on the unique
     index: the duplicate check of a batch of sends)."""
-    if not pairs:
-        return set()
-    conn = await s.connection()
-    rows = await conn.execute(
-        select(Message.sender_id, Message.client_msg_id).where(pairs_in(Message.sender_id, Message.client_msg_id, pairs))
+    rows = await select_any_of(
+        await s.connection(), "SELECT sender_id, client_msg_id FROM messages WHERE 1 = 1",
+        ("sender_id =", "client_msg_id ="), pairs,
     )
-    return {(int(u), str(c)) for u, c in rows.all() if u is not None and c is not None}
+    return {(int(u), str(c)) for u, c in rows}
 
 
 async def text_senders_in(s: AsyncSession, ranges: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
     """(conversation_id, id, sender_id) of the text messages with ids in (after_id, up_to_id]
     of each (conversation_id, after_id, up_to_id), in one query (a range search of the
     (conversation_id, id) index per range)."""
-    if not ranges:
-        return []
-    conn = await s.connection()
-    rows = await conn.execute(
-        select(Message.conversation_id, Message.id, Message.sender_id).where(
-            ranges_in(Message.conversation_id, Message.id, ranges),
-            Message.kind == MessageKind.TEXT, Message.sender_id.is_not(None),
-        )
+    rows = await select_any_of(
+        await s.connection(),
+        # MessageKind.TEXT, spelled out: a constant of the statement, not a parameter.
+        "SELECT conversation_id, id, sender_id FROM messages WHERE kind = 'text' AND sender_id IS NOT NULL",
+        ("conversation_id =", "id >", "id <="), ranges,
     )
-    return [(int(c), int(i), int(u)) for c, i, u in rows.all() if u is not None]
+    return [(int(c), int(i), int(u)) for c, i, u in rows]
 
 
 async def insert_messages(s: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:

@@ -9,8 +9,8 @@ from sqlalchemy import BigInteger, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib.clock import as_utc
-from app.store.db import pairs_in
-from app.store.models import Conversation, Membership, WatermarkMove
+from app.store.db import select_any_of
+from app.store.models import Membership, WatermarkMove
 
 
 @dataclass
@@ -27,18 +27,14 @@ async def watermark_states(s: AsyncSession, pairs: list[tuple[int, int]]) -> dic
     """For (conversation_id, user_id) pairs, each current member's watermarks with the
     conversation's newest id and member version, in one query; pairs that are not a
     current membership are missing."""
-    if not pairs:
-        return {}
-    conn = await s.connection()
-    rows = await conn.execute(
-        select(
-            Membership.conversation_id, Membership.user_id, Membership.last_read_id, Membership.last_delivered_id,
-            Conversation.last_message_id, Conversation.members_version,
-        )
-        .join(Conversation, Conversation.id == Membership.conversation_id)
-        .where(pairs_in(Membership.conversation_id, Membership.user_id, pairs), Membership.left_at.is_(None))
+    rows = await select_any_of(
+        await s.connection(),
+        "SELECT m.conversation_id, m.user_id, m.last_read_id, m.last_delivered_id, c.last_message_id, c.members_version"
+        " FROM memberships m JOIN conversations c ON c.id = m.conversation_id"
+        " WHERE m.left_at IS NULL",
+        ("m.conversation_id =", "m.user_id ="), pairs,
     )
-    return {(c, u): WatermarkState(r, d, last, version) for c, u, r, d, last, version in rows.all()}
+    return {(c, u): WatermarkState(r, d, last, version) for c, u, r, d, last, version in rows}
 
 
 async def set_watermarks(s: AsyncSession, rows: list[tuple[int, int, int, int]]) -> None:
