@@ -74,13 +74,20 @@ async def select_any_of(
     expressions (or text() with hundreds of bound parameters) building and hashing it cost a
     sixth of the event loop in bench/ runs, and every batch size was a large cache entry."""
     unique = sorted(set(rows))
-    if not unique:
-        return []
-    size = 1 << (len(unique) - 1).bit_length()
-    unique += [unique[-1]] * (size - len(unique))
-    sql = _any_of_sql(head, conditions, size, conn.dialect.paramstyle)
-    result = await conn.exec_driver_sql(sql, tuple(value for row in unique for value in row))
-    return list(result.all())
+    found: list[Any] = []
+    # At most _ANY_OF_MAX rows a statement: SQLite bounds an expression's depth (1000), and
+    # a chain of ORs is as deep as it is long.
+    for start in range(0, len(unique), _ANY_OF_MAX):
+        chunk = unique[start:start + _ANY_OF_MAX]
+        size = 1 << (len(chunk) - 1).bit_length()
+        chunk += [chunk[-1]] * (size - len(chunk))
+        sql = _any_of_sql(head, conditions, size, conn.dialect.paramstyle)
+        result = await conn.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
+        found.extend(result.all())
+    return found
+
+
+_ANY_OF_MAX = 256
 
 
 @functools.lru_cache(maxsize=64)
