@@ -103,8 +103,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         await services.message_buckets.close()
         await services.handshake_buckets.close()
         await services.writer.stop()
-        if services.contact_lookups is not None:
-            await services.contact_lookups.drain()
         await services.db.dispose()
 
     from app.web import register_web

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.lib.batch import Batcher
 from app.lib.cache import VersionedCache
 from app.lib.clock import Clock
 from app.lib.passwords import PasswordHashing, PasswordPolicy
@@ -37,8 +36,6 @@ class Services:
     # Member lists by conversation, good while its members_version stands (actions/messages.py).
     members: VersionedCache[int, dict[int, int]] = field(default_factory=lambda: VersionedCache(10_000))
     published: list[Event] = field(default_factory=list)  # filled only when recording
-    # Presence contacts asked in the same turn of the loop, one query (app/actions/presence.py).
-    contact_lookups: Batcher[int, list[int]] | None = None
 
     @property
     def policy(self) -> PasswordPolicy:

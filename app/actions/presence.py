@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.lib.batch import Batcher
 from app.realtime.events import Event
 from app.services import Services
 from app.store import conversations, staff
@@ -39,18 +38,9 @@ log = logging.getLogger("medchat.presence")
 
 
 async def contacts(svc: Services, user_id: int) -> list[int]:
-    """Whose presence I see and who sees mine: direct chats and groups up to PRESENCE_MAX_GROUP.
-
-    Callers in the same turn of the event loop (a restart's 1000 sockets opening) share one
-    query (``svc.contact_lookups``)."""
-    if svc.contact_lookups is None:
-        svc.contact_lookups = Batcher(functools.partial(_contacts_many, svc), 0)
-    return await svc.contact_lookups.ask(user_id)
-
-
-async def _contacts_many(svc: Services, user_ids: list[int]) -> dict[int, list[int]]:
+    """Whose presence I see and who sees mine: direct chats and groups up to PRESENCE_MAX_GROUP."""
     async with svc.db.reading() as s:
-        return await conversations.contact_ids_many(s, user_ids, svc.settings.presence_max_group)
+        return await conversations.contact_ids(s, user_id, svc.settings.presence_max_group)
 
 
 @dataclass(frozen=True)

@@ -273,40 +273,6 @@ def _seen_last(rec: MessageRecord | None, history_from: int) -> MessageRecord | 
     return rec.seen_from(history_from)
 
 
-async def contact_ids_many(s: AsyncSession, user_ids: list[int], max_group: int | None = None) -> dict[int, list[int]]:
-    """``contact_ids`` of many users in one query (sockets opening together after a
-    restart): everyone each of them shares a current conversation with (groups up to
-    ``max_group`` members only, when given), by user id."""
-    wanted = sorted(set(user_ids))
-    if not wanted:
-        return {}
-    mine = (
-        select(Membership.conversation_id, Membership.user_id.label("me"))
-        .where(Membership.user_id.in_(wanted), Membership.left_at.is_(None))
-        .subquery()
-    )
-    other = aliased(Membership)
-    stmt = (
-        select(mine.c.me, other.user_id)
-        .join(other, other.conversation_id == mine.c.conversation_id)
-        .where(other.left_at.is_(None), other.user_id != mine.c.me)
-        .distinct()
-    )
-    if max_group is not None:
-        # Count the members of these users' conversations only (as contact_ids).
-        small = (
-            select(Membership.conversation_id)
-            .where(Membership.conversation_id.in_(select(mine.c.conversation_id)), Membership.left_at.is_(None))
-            .group_by(Membership.conversation_id)
-            .having(func.count() <= max_group)
-        )
-        stmt = stmt.where(mine.c.conversation_id.in_(small))
-    found: dict[int, list[int]] = {u: [] for u in wanted}
-    for me, contact in (await s.execute(stmt)).all():
-        found[me].append(contact)
-    return found
-
-
 async def contact_ids(s: AsyncSession, user_id: int, max_group: int | None = None) -> list[int]:
     """Everyone who shares a current conversation with ``user_id`` (not the user).
 

@@ -161,12 +161,9 @@ def register(app: Quart) -> None:
 
     @app.after_serving
     async def _stop_background() -> None:
-        state = app.extensions["medchat_ws"]
-        state.heartbeat.stop()
-        for task in list(state.background):
+        app.extensions["medchat_ws"].heartbeat.stop()
+        for task in list(app.extensions["medchat_ws"].background):
             task.cancel()
-        await state.session_checks.drain()
-        await state.handshake_sessions.drain()
 
     app.add_websocket("/ws", "ws", ws_endpoint)
 
