@@ -24,6 +24,7 @@ class Batcher(Generic[K, V]):
         self.max_keys = max_keys
         self._waiting: dict[K, list[asyncio.Future[V]]] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._running: set[asyncio.Task[None]] = set()
         self.calls = 0  # how many times ``answer`` ran (tests, benchmarks)
 
     async def ask(self, key: K) -> V:
@@ -42,7 +43,16 @@ class Batcher(Generic[K, V]):
             self._timer = None
         waiting, self._waiting = self._waiting, {}
         if waiting:
-            asyncio.get_running_loop().create_task(self._run(waiting), name="batcher")
+            task = asyncio.get_running_loop().create_task(self._run(waiting), name="batcher")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def drain(self) -> None:
+        """Answer what is asked now and wait until every batch has its answer (the app stops
+        serving: no batch is left reading the database when its pool closes)."""
+        self._flush()
+        while self._running:
+            await asyncio.wait(set(self._running))
 
     async def _run(self, waiting: dict[K, list[asyncio.Future[V]]]) -> None:
         self.calls += 1

@@ -161,9 +161,12 @@ def register(app: Quart) -> None:
 
     @app.after_serving
     async def _stop_background() -> None:
-        app.extensions["medchat_ws"].heartbeat.stop()
-        for task in list(app.extensions["medchat_ws"].background):
+        state = app.extensions["medchat_ws"]
+        state.heartbeat.stop()
+        for task in list(state.background):
             task.cancel()
+        await state.session_checks.drain()
+        await state.handshake_sessions.drain()
 
     app.add_websocket("/ws", "ws", ws_endpoint)
 

@@ -66,3 +66,20 @@ async def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
     release.set()
     assert await stays == "B"
     assert gone.cancelled()
+
+
+async def test_drain_answers_what_is_asked_and_waits_for_running_batches() -> None:
+    answered: list[list[int]] = []
+
+    async def answer(keys: list[int]) -> dict[int, int]:
+        await asyncio.sleep(0.01)
+        answered.append(sorted(keys))
+        return {k: -k for k in keys}
+
+    batcher: Batcher[int, int] = Batcher(answer, window=3600)
+    asks = [asyncio.create_task(batcher.ask(k)) for k in (1, 2)]
+    await asyncio.sleep(0)
+    await batcher.drain()  # no hour's wait, and nothing left running
+    assert answered == [[1, 2]] and all(t.done() for t in asks)
+    assert [t.result() for t in asks] == [-1, -2]
+    await batcher.drain()  # nothing to do
