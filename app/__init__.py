@@ -88,6 +88,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
 
     @app.after_serving
     async def _close() -> None:
+        ws_state = app.extensions.get("medchat_ws")  # app/ws/endpoint.py WsState
+        if ws_state is not None:
+            await ws_state.stop()
         for name in ("medchat_session_sweep", "medchat_presence_heartbeat"):
             task = app.extensions.get(name)
             if task is not None:

@@ -75,6 +75,16 @@ class WsState:
     handshake_sessions: Batcher[str, ResolvedSession | None]
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
+    async def stop(self) -> None:
+        """The app stops serving: no more heartbeats, and no session read left running (the
+        app calls this before it closes the database: a read still running then would leave
+        its connection unclosed)."""
+        self.heartbeat.stop()
+        for task in list(self.background):
+            task.cancel()
+        await self.session_checks.drain()
+        await self.handshake_sessions.drain()
+
 
 class SocketConnection:
     """One accepted socket: a bounded queue of frames and a request to close."""
@@ -158,15 +168,7 @@ def register(app: Quart) -> None:
         session_checks=Batcher(functools.partial(resolve_sessions, services), settings.ws_session_check_batch_seconds),
         handshake_sessions=Batcher(functools.partial(resolve_sessions, services), 0),
     )
-
-    @app.after_serving
-    async def _stop_background() -> None:
-        state = app.extensions["medchat_ws"]
-        state.heartbeat.stop()
-        for task in list(state.background):
-            task.cancel()
-        await state.session_checks.drain()
-        await state.handshake_sessions.drain()
+    # Stopped by the app's own after_serving (app/__init__.py), before the database closes.
 
     app.add_websocket("/ws", "ws", ws_endpoint)
 
