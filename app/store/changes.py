@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.db import insert_returning
@@ -48,23 +48,8 @@ async def append(
     A receipt replaces the member's earlier receipt in that conversation: watermarks only
     move up, so a device that was away needs only the newest (they collapse on write).
     """
-    await commit_in_position_order(s)
-    conn = await s.connection()  # Core, not the ORM: every message and receipt appends one
-    if kind == ChangeKind.RECEIPT:
-        await conn.execute(
-            delete(Change).where(
-                Change.conversation_id == conversation_id, Change.user_id == user_id, Change.kind == ChangeKind.RECEIPT
-            )
-        )
-    result = await conn.execute(
-        insert(Change)
-        .values(
-            conversation_id=conversation_id, kind=kind, message_id=message_id, user_id=user_id,
-            data=json.dumps(data, separators=(",", ":")) if data else "",
-        )
-        .returning(Change.position)
-    )
-    return int(result.scalar_one())
+    [position] = await append_many(s, [(conversation_id, kind, message_id, user_id, data)])
+    return position
 
 
 async def append_many(s: AsyncSession, rows: list[tuple[int, ChangeKind, int | None, int | None, dict[str, Any] | None]]) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, bindparam, insert, select, text, update
+from sqlalchemy import BigInteger, Select, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -163,24 +163,12 @@ async def insert_message(
     reply_to_id: int | None,
     now: datetime,
 ) -> int:
-    """Insert a message and move the conversation's ``last_message_id``; return the id."""
-    await commit_in_position_order(s)
-    # Core statements on the session's connection, not through the ORM: this runs for every
-    # message sent (the ORM's execution layer cost more than the statements themselves).
-    conn = await s.connection()
-    msg_id = int((await conn.execute(
-        insert(Message)
-        .values(
-            conversation_id=conversation_id, sender_id=sender_id, kind=kind, body=body,
-            client_msg_id=client_msg_id, reply_to_id=reply_to_id, created_at=now,
-        )
-        .returning(Message.id)
-    )).scalar_one())
-    await conn.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.last_message_id < msg_id)
-        .values(last_message_id=msg_id)
-    )
+    """Insert a message and move the conversation's ``last_message_id``; return the id
+    (``insert_messages`` with one row: system lines; sends go in batches)."""
+    [msg_id] = await insert_messages(s, [{
+        "conversation_id": conversation_id, "sender_id": sender_id, "kind": kind, "body": body,
+        "client_msg_id": client_msg_id, "reply_to_id": reply_to_id, "created_at": now,
+    }])
     return msg_id
 
 
