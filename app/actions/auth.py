@@ -95,6 +95,17 @@ async def _count_failure(svc: Services, s: Session, user_id: int, name: str, ip:
 class ResolvedSession:
     user: Staff
     session_id: str  # hash
+    # When it runs out if nobody uses it meanwhile (idle or lifetime, whichever comes
+    # first): until then only an explicit end (logout, revocation, deactivation: each
+    # published as SESSION_ENDED) stops it, so a socket can touch it without reading it.
+    live_until: datetime | None = None
+    lifetime_ends: datetime | None = None
+
+    def touched(self, svc: Services, now: datetime) -> ResolvedSession:
+        """The same session after a touch at ``now``: its idle limit starts again."""
+        idle_ends = now + timedelta(seconds=svc.settings.session_idle_seconds)
+        live_until = idle_ends if self.lifetime_ends is None else min(idle_ends, self.lifetime_ends)
+        return ResolvedSession(self.user, self.session_id, live_until, self.lifetime_ends)
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,12 @@ class EndedSession:
     "unknown" when no row is behind the token."""
 
     reason: str
+
+
+def _live(svc: Services, user_row: Staff, row: SessionInfo, last_seen: datetime) -> ResolvedSession:
+    lifetime_ends = row.created_at + timedelta(seconds=svc.settings.session_max_seconds)
+    idle_ends = last_seen + timedelta(seconds=svc.settings.session_idle_seconds)
+    return ResolvedSession(user=user_row, session_id=row.id, live_until=min(idle_ends, lifetime_ends), lifetime_ends=lifetime_ends)
 
 
 def _expiry(svc: Services, row: SessionInfo, user_active: bool, now: datetime) -> str | None:
@@ -145,7 +162,8 @@ async def check_session(svc: Services, token: str, *, activity: bool, ip: str | 
         # Through the group writer: after a restart every client's first frame touches its
         # session, and one synced commit each would queue them for seconds.
         await svc.writer.submit(lambda s: sessions.touch_session(s, session_hash, now))
-    return ResolvedSession(user=user_row, session_id=session_hash)
+        return _live(svc, user_row, row, now)
+    return _live(svc, user_row, row, row.last_seen_at)
 
 
 async def resolve_sessions(svc: Services, tokens: list[str]) -> dict[str, ResolvedSession | None]:
@@ -164,8 +182,17 @@ async def resolve_sessions(svc: Services, tokens: list[str]) -> dict[str, Resolv
         elif _expiry(svc, row[0], row[1].active, now) is not None:
             resolved[token] = await resolve_session(svc, token, activity=False)
         else:
-            resolved[token] = ResolvedSession(user=row[1], session_id=session_hash)
+            resolved[token] = _live(svc, row[1], row[0], row[0].last_seen_at)
     return resolved
+
+
+async def touch_sessions(svc: Services, session_hashes: list[str]) -> dict[str, None]:
+    """Record that the people behind these live sessions did something now (one statement,
+    through the group writer): the sockets' activity, batched (``ws.endpoint``), for
+    sessions known to be live without reading them (``ResolvedSession.live_until``)."""
+    now = svc.clock.now()
+    await svc.writer.submit(lambda s: sessions.touch_sessions(s, session_hashes, now))
+    return dict.fromkeys(session_hashes)
 
 
 async def resolve_session(svc: Services, token: str, *, activity: bool, ip: str | None = None) -> ResolvedSession | None:

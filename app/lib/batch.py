@@ -2,7 +2,8 @@
 
 ``Batcher(answer, window)``: ``await batcher.ask(key)`` waits up to ``window`` seconds for
 other callers, then ``answer(keys)`` runs once for all the keys asked meanwhile and each
-caller gets its own key's value. Used where many tasks ask the database the same kind of
+caller gets its own key's value; ``batcher.tell(key)`` adds a key without waiting for
+its answer (a failure is logged). Used where many tasks ask the database the same kind of
 question at a steady rate (1000 sockets re-checking their sessions every 20 s: one query
 a batch instead of one each). A failure of ``answer`` reaches every caller of that batch.
 """
@@ -10,11 +11,14 @@ a batch instead of one each). A failure of ``answer`` reaches every caller of th
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+log = logging.getLogger("medchat.batch")
 
 
 class Batcher(Generic[K, V]):
@@ -31,11 +35,19 @@ class Batcher(Generic[K, V]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[V] = loop.create_future()
         self._waiting.setdefault(key, []).append(future)
+        self._schedule(loop)
+        return await future
+
+    def tell(self, key: K) -> None:
+        """Add ``key`` to the next batch and return at once: its answer is not wanted."""
+        self._waiting.setdefault(key, [])
+        self._schedule(asyncio.get_running_loop())
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if len(self._waiting) >= self.max_keys:
             self._flush()
         elif self._timer is None:
             self._timer = loop.call_later(self.window, self._flush)
-        return await future
 
     def _flush(self) -> None:
         if self._timer is not None:
@@ -59,6 +71,8 @@ class Batcher(Generic[K, V]):
         try:
             answers = await self._answer(list(waiting))
         except BaseException as exc:  # noqa: BLE001 - every caller of the batch hears of it
+            if isinstance(exc, Exception) and any(not futures for futures in waiting.values()):
+                log.warning("a batch of %d told keys failed: %s", sum(not f for f in waiting.values()), exc, exc_info=exc)
             for futures in waiting.values():
                 for future in futures:
                     if not future.done():

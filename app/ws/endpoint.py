@@ -20,7 +20,7 @@ from quart import Quart, abort, current_app, websocket
 from quart_auth import current_user
 
 from app.actions import Actor
-from app.actions.auth import ResolvedSession, resolve_session, resolve_sessions
+from app.actions.auth import ResolvedSession, resolve_session, resolve_sessions, touch_sessions
 from app.actions.errors import ActionError
 from app.actions.frames import message_dict
 from app.actions.messages import do_send_message
@@ -73,6 +73,8 @@ class WsState:
     # handshakes' (those arriving in the same turn of the loop: a reconnect storm).
     session_checks: Batcher[str, ResolvedSession | None]
     handshake_sessions: Batcher[str, ResolvedSession | None]
+    # The sockets' activity on sessions known to be live: one UPDATE a batch, not waited for.
+    session_touches: Batcher[str, None]
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def stop(self) -> None:
@@ -84,6 +86,7 @@ class WsState:
             task.cancel()
         await self.session_checks.drain()
         await self.handshake_sessions.drain()
+        await self.session_touches.drain()
 
 
 class SocketConnection:
@@ -167,6 +170,7 @@ def register(app: Quart) -> None:
         heartbeat=Heartbeat(services.clock, settings.ws_heartbeat_seconds, settings.ws_heartbeat_spread),
         session_checks=Batcher(functools.partial(resolve_sessions, services), settings.ws_session_check_batch_seconds),
         handshake_sessions=Batcher(functools.partial(resolve_sessions, services), 0),
+        session_touches=Batcher(functools.partial(touch_sessions, services), settings.ws_session_check_batch_seconds),
     )
     # Stopped by the app's own after_serving (app/__init__.py), before the database closes.
 
@@ -189,14 +193,14 @@ async def ws_endpoint() -> None:
     if await state.handshakes.take(("user", resolved.user.id)) or await state.handshakes.take(("ip", ip)):
         abort(429)
     await websocket.accept()
-    handler = SocketHandler(svc, state, Actor(resolved.user, resolved.session_id, ip), cast(str, token))
+    handler = SocketHandler(svc, state, Actor(resolved.user, resolved.session_id, ip), cast(str, token), resolved)
     await handler.run()
 
 
 class SocketHandler:
     """Serves one accepted socket: its send and receive tasks and its heartbeat, for one actor."""
 
-    def __init__(self, svc: Services, state: WsState, actor: Actor, token: str) -> None:
+    def __init__(self, svc: Services, state: WsState, actor: Actor, token: str, session: ResolvedSession) -> None:
         self.svc = svc
         self.state = state
         self.actor = actor
@@ -205,6 +209,7 @@ class SocketHandler:
         self.clock = svc.clock
         self.conn = SocketConnection(actor.user.id, cast(str, actor.session_id), self.settings.ws_send_queue, self.clock)
         self.last_touch = self.clock.monotonic()
+        self.session = session  # as last read or touched: when it runs out unless used
 
     async def run(self) -> None:
         conn, hub = self.conn, self.svc.hub
@@ -319,13 +324,28 @@ class SocketHandler:
             self.conn.close_soon(CLOSE_SLOW_CONSUMER, "slow consumer, resync")
 
     async def _activity(self) -> None:
-        """A frame the person sent: keep the session alive (at most every SESSION_TOUCH_SECONDS), or end here."""
+        """A frame the person sent: keep the session alive (at most every SESSION_TOUCH_SECONDS), or end here.
+
+        While the session cannot have run out (``ResolvedSession.live_until``) the touch is
+        one key in the next batch (``WsState.session_touches``) and the frame goes on at
+        once: 1000 sockets that connected together would otherwise each read their session
+        in the same few seconds, every SESSION_TOUCH_SECONDS. An explicit end reaches the
+        socket as SESSION_ENDED (and the heartbeat's check catches a missed one)."""
         now = self.clock.monotonic()
         if now - self.last_touch < self.settings.session_touch_seconds:
             return
         self.last_touch = now
-        if await resolve_session(self.svc, self.token, activity=True) is None:
+        wall = self.clock.now()
+        live_until = self.session.live_until
+        if live_until is not None and wall < live_until:
+            self.state.session_touches.tell(self.session.session_id)
+            self.session = self.session.touched(self.svc, wall)
+            return
+        resolved = await resolve_session(self.svc, self.token, activity=True)
+        if resolved is None:
             self.conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
+        else:
+            self.session = resolved
 
     async def _handle(self, frame: Send | Sync | Watermark | Typing | Pong) -> None:
         if isinstance(frame, Pong):
@@ -365,15 +385,23 @@ class SocketHandler:
             log.exception("socket heartbeat failed")
             conn.close_soon(1011, "server error")
             return None
-        return self._guarded(self._check_session())
+        return self._check_session()
 
     async def _check_session(self) -> None:
+        # Guarded inside rather than wrapped in ``_guarded``: the heartbeat's task may be
+        # cancelled (the socket closed) before it starts, and a wrapped coroutine would then
+        # never be awaited (a RuntimeWarning in the server's log).
+        await self._guarded(self._read_session())
+
+    async def _read_session(self) -> None:
         try:
-            alive = await self.state.session_checks.ask(self.token) is not None
+            resolved = await self.state.session_checks.ask(self.token)
         except Unavailable:
             return  # a busy database is no reason to drop the socket: check next time
-        if not alive:
+        if resolved is None:
             self.conn.close_soon(CLOSE_SESSION_ENDED, "session ended")
+        elif self.session.live_until is None or (resolved.live_until is not None and resolved.live_until > self.session.live_until):
+            self.session = resolved
 
     async def _resume(self, since: int | None, legacy_after: int | None = None) -> None:
         """Send every change after position ``since`` in order, holding live events meanwhile.

@@ -83,3 +83,27 @@ async def test_drain_answers_what_is_asked_and_waits_for_running_batches() -> No
     assert answered == [[1, 2]] and all(t.done() for t in asks)
     assert [t.result() for t in asks] == [-1, -2]
     await batcher.drain()  # nothing to do
+
+
+async def test_told_keys_join_the_next_batch_without_waiting_and_a_failure_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[list[str]] = []
+    fail = False
+
+    async def answer(keys: list[str]) -> dict[str, None]:
+        calls.append(sorted(keys))
+        if fail:
+            raise RuntimeError("database gone")
+        return dict.fromkeys(keys)
+
+    batcher: Batcher[str, None] = Batcher(answer, window=0.01)
+    batcher.tell("a")
+    batcher.tell("b")
+    batcher.tell("a")
+    assert calls == []  # nothing ran yet: tell returned at once
+    assert await batcher.ask("c") is None  # an asker shares the told keys' batch
+    assert calls == [["a", "b", "c"]]
+    fail = True
+    batcher.tell("d")
+    await batcher.drain()
+    assert calls[-1] == ["d"]
+    assert "a batch of 1 told keys failed: database gone" in caplog.text

@@ -3,6 +3,7 @@ and on a server error (1011); everyone else carries on."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -240,3 +241,65 @@ async def test_the_heartbeats_session_checks_share_one_query(people: People, clo
             assert reads == [3] * rounds
         for sock in (alice, bob, carol):
             assert "ping" not in [f["type"] for f in await sock.quiet()]  # open, nothing more
+
+
+@pytest.mark.app_config(WS_HEARTBEAT_SECONDS=3600, WS_SESSION_CHECK_BATCH_SECONDS=0.05)
+async def test_activity_keeps_the_session_alive_with_batched_touches_and_no_reads(people: People, clock: FrozenClock, svc: Services, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frame past SESSION_TOUCH_SECONDS touches a session known to be live without
+    reading it: the touches of a moment are one UPDATE (1000 sockets that connected
+    together touch together), the person's activity holds off the idle limit, and once
+    the socket's own idea of the limit has passed the session is read again and ends."""
+    reads: list[str] = []
+    original = store_sessions.session_with_user
+
+    async def counted(s: Any, session_hash: str) -> Any:
+        reads.append(session_hash)
+        return await original(s, session_hash)
+
+    monkeypatch.setattr(store_sessions, "session_with_user", counted)
+
+    async def last_seen(user: str) -> set[Any]:
+        async with svc.db.reading() as s:
+            return {info.last_seen_at for info in await store_sessions.open_sessions(s, people.ids[user])}
+
+    async with ws_open(people.alice) as alice, ws_open(people.bob) as bob:
+        for _ in range(3):  # 3 x 20 min: twice the 30-minute idle limit, busy all along
+            clock.advance(20 * 60)
+            await still_works(alice, people.ab)
+            await still_works(bob, people.ab)
+            now = clock.now()
+            async with asyncio.timeout(5):
+                while await last_seen("alice") != {now} or await last_seen("bob") != {now}:
+                    await asyncio.sleep(0.02)  # the batch's window, then its commit
+        assert reads == []  # no socket read its session to touch it
+        assert 3 <= app.extensions["medchat_ws"].session_touches.calls <= 6  # one UPDATE a batch
+        # Quiet past the idle limit: the next frame reads the session, finds it ran out, ends it.
+        clock.advance(30 * 60 + 1)
+        await alice.send({"type": "send", "client_msg_id": new_id(), "conversation_id": people.ab, "body": "too late"})
+        assert await alice.closed(PROMPT) == 4401
+        assert len(reads) == 1
+    assert await open_session_ids(svc, people.ids["alice"]) == set()
+
+
+@pytest.mark.app_config(WS_HEARTBEAT_SECONDS=3600)
+async def test_a_heartbeat_check_cancelled_before_it_starts_leaves_no_coroutine_unawaited(people: People, app: Any) -> None:
+    """The heartbeat runs a socket's session check as a task; the socket closing first
+    cancels it before it starts. Nothing of it may be left never awaited (the bench's
+    server log showed ``coroutine 'SocketHandler._check_session' was never awaited``)."""
+    import gc
+    import warnings
+
+    async with ws_open(people.alice):
+        await heartbeats_waiting(app, 1)
+        [handler] = {beat.callback.__self__ for _, _, beat in app.extensions["medchat_ws"].heartbeat._due}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            follow_up = handler._beat()
+            assert follow_up is not None
+            task = asyncio.get_running_loop().create_task(follow_up)
+            task.cancel()  # before it ever ran
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            del follow_up, task
+            gc.collect()
+        assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
