@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
 
     @app.before_serving
     async def _open() -> None:
+        if settings.gc_thresholds:  # process-wide: put back when the app stops serving
+            app.extensions["medchat_gc_thresholds"] = gc.get_threshold()
+            gc.set_threshold(*settings.gc_thresholds)
         if settings.migrate_on_start:
             await services.db.upgrade_to_head()
         await services.broker.start(hub.handle)
@@ -88,6 +92,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
 
     @app.after_serving
     async def _close() -> None:
+        if "medchat_gc_thresholds" in app.extensions:
+            gc.set_threshold(*app.extensions.pop("medchat_gc_thresholds"))
         ws_state = app.extensions.get("medchat_ws")  # app/ws/endpoint.py WsState
         if ws_state is not None:
             await ws_state.stop()

@@ -72,6 +72,15 @@ DEFAULTS: dict[str, Any] = {
     "HTTPS_REDIRECT": False,
     # Origins allowed to open /ws and to POST, besides the server's own.
     "ALLOWED_ORIGINS": [],
+    # The serving process's garbage-collector thresholds (Python's gc.set_threshold; its
+    # defaults are 700, 10, 10; [] keeps them). With 1000 sockets the heap holds ~380,000
+    # objects that live as long as their sockets. With Python's young generation of 700 the
+    # short-lived objects of each frame are often still alive when it is collected, so they
+    # are promoted, and a full collection (a walk of the whole heap, ~360 ms) came every few
+    # seconds under load. A young generation of 10,000 lets them die first; the older
+    # generations keep Python's ratios, so full collections still come as garbage piles up
+    # (the cycles of closed sockets are reclaimed) (docs/performance.md, issue 10).
+    "GC_THRESHOLDS": [10_000, 10, 10],
     # WebSocket (issue: real time).
     "WS_MAX_MESSAGE_BYTES": 64 * 1024,
     # asyncio's TLS read buffer per connection (Python's default is 256 KiB; app/ws/tls_buffer.py).

@@ -50,6 +50,7 @@ class Settings:
     body_timeout: int
     https_redirect: bool
     allowed_origins: tuple[str, ...]
+    gc_thresholds: tuple[int, ...]
     ws_max_message_bytes: int
     tls_read_buffer_bytes: int
     tls_shared_read_buffer: bool
@@ -95,6 +96,8 @@ class Settings:
             if key not in config:
                 raise SettingsError(f"{key} is missing (app/config.py DEFAULTS lists every setting)")
             values[f.name] = _checked(key, config[key], hints[f.name])
+        if len(values["gc_thresholds"]) > 3:
+            raise SettingsError(f"GC_THRESHOLDS takes at most three numbers (young, middle, old), not {list(values['gc_thresholds'])!r}")
         return cls(**values)
 
 
@@ -110,6 +113,10 @@ def _checked(key: str, value: Any, hint: Any) -> Any:
             return None
         (hint,) = [o for o in options if o is not type(None)]
         origin = typing.get_origin(hint)
+    if origin is tuple and typing.get_args(hint)[0] is int:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+            raise SettingsError(f"{key} must be a list of positive whole numbers, not {value!r}")
+        return tuple(value)
     if origin is tuple:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise SettingsError(f"{key} must be a list of strings, not {value!r}")

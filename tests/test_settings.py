@@ -37,6 +37,9 @@ def test_the_app_builds_them_once_from_its_config(tmp_path: Path) -> None:
         ("ALLOWED_HOSTS", "medchat", "ALLOWED_HOSTS must be a list of strings"),
         ("PUBLIC_URL", 8443, "PUBLIC_URL must be text"),
         ("TYPING_MIN_INTERVAL_SECONDS", "2", "TYPING_MIN_INTERVAL_SECONDS must be a number"),
+        ("GC_THRESHOLDS", ["700"], "GC_THRESHOLDS must be a list of positive whole numbers"),
+        ("GC_THRESHOLDS", [700, 0], "GC_THRESHOLDS must be a list of positive whole numbers"),
+        ("GC_THRESHOLDS", [700, 10, 10, 10], "GC_THRESHOLDS takes at most three numbers"),
     ],
 )
 def test_a_wrong_type_is_refused_with_its_name(key: str, value: object, says: str) -> None:
@@ -74,3 +77,16 @@ def test_no_page_reads_a_setting_from_config() -> None:
 
     offenders = [f"{path}: {m.group(0)}" for path in sorted(Path("templates").rglob("*.html")) for m in re.finditer(r"\bconfig\.[A-Z_]+", path.read_text())]
     assert offenders == []
+
+
+async def test_the_serving_process_gets_the_gc_thresholds_and_gets_its_own_back(tmp_path: Path) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    app = create_app({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db", "MIGRATE_ON_START": True, "GC_THRESHOLDS": [12_345, 20]})
+    async with app.test_app():
+        assert gc.get_threshold() == (12_345, 20, before[2])
+    assert gc.get_threshold() == before
+    app = create_app({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db", "MIGRATE_ON_START": True, "GC_THRESHOLDS": []})
+    async with app.test_app():
+        assert gc.get_threshold() == before  # [] keeps Python's
