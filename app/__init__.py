@@ -28,9 +28,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     )
     load_config(app, test_config)
 
+    from app.blobs.local import LocalBlobStore
     from app.lib.clock import Clock
     from app.lib.passwords import PasswordHashing
     from app.lib.ratelimit import ChangeThrottle
+    from app.media.sandbox import MediaSandbox
     from app.realtime.hub import Hub
     from app.realtime.ratelimit import SharedLimits
     from app.services import Services
@@ -48,6 +50,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         settings=settings,
         db=db,
         writer=GroupWriter(db, first=commit_in_position_order),
+        blobs=LocalBlobStore(Path(settings.files_path) / "objects"),
+        media=MediaSandbox(
+            concurrency=settings.media_workers, timeout=settings.media_timeout_seconds,
+            memory_bytes=settings.media_memory_mib * 1024 * 1024, cpu_seconds=settings.media_cpu_seconds,
+        ),
+        incoming=Path(settings.files_path) / "incoming",
         broker=_make_broker(settings),
         hub=hub,
         clock=clock,
@@ -89,6 +97,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
             app.extensions["medchat_session_sweep"] = asyncio.create_task(
                 sweep_sessions_forever(services, float(settings.session_sweep_seconds)), name="session-sweep"
             )
+        if settings.files_sweep_seconds:
+            from app.actions.files import sweep_files_forever
+
+            app.extensions["medchat_files_sweep"] = asyncio.create_task(
+                sweep_files_forever(services, settings.files_sweep_seconds), name="files-sweep"
+            )
 
     @app.after_serving
     async def _close() -> None:
@@ -97,7 +111,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
         ws_state = app.extensions.get("medchat_ws")  # app/ws/endpoint.py WsState
         if ws_state is not None:
             await ws_state.stop()
-        for name in ("medchat_session_sweep", "medchat_presence_heartbeat"):
+        for name in ("medchat_session_sweep", "medchat_files_sweep", "medchat_presence_heartbeat"):
             task = app.extensions.get(name)
             if task is not None:
                 task.cancel()

@@ -81,6 +81,32 @@ DEFAULTS: dict[str, Any] = {
     # generations keep Python's ratios, so full collections still come as garbage piles up
     # (the cycles of closed sockets are reclaimed) (docs/performance.md, issue 10).
     "GC_THRESHOLDS": [10_000, 10, 10],
+    # Shared files (issue 11; docs/files-plan.md). The most one file may be (bytes); an upload
+    # is cut off as soon as it passes this, without the server holding more than a chunk of it
+    # (a reverse proxy in front should refuse bigger bodies too: docs/deployment notes).
+    "UPLOAD_MAX_BYTES": 25 * 1024 * 1024,
+    # An upload that sends nothing for this long ends with 408 (a lost phone connection).
+    "UPLOAD_IDLE_SECONDS": 30,
+    # Uploads received at once by one process; past it 503 with Retry-After (memory, disk, CPU).
+    "UPLOAD_CONCURRENCY": 8,
+    # The Office formats the hospital accepts, by their sniffed type ([] accepts none).
+    "UPLOAD_OFFICE_TYPES": ["docx", "xlsx", "pptx"],
+    # A staged upload never sent in a message is deleted after this long (hours), by a sweep
+    # every FILES_SWEEP_SECONDS (0: never) that also deletes the bytes of removed files.
+    "UPLOAD_STAGED_HOURS": 1,
+    "FILES_SWEEP_SECONDS": 300,
+    # Where shared files' bytes live: a folder (None: instance/files), private to MedChat.
+    "FILES_PATH": None,
+    # Photos: the most pixels one may have (a 48 MP phone photo is 8064 x 6048); thumbnails'
+    # longer side.
+    "IMAGE_MAX_PIXELS": 64_000_000,
+    "THUMBNAIL_PX": 640,
+    # The media worker (app/media): processes at once, seconds before it is killed, its address
+    # space (MiB) and CPU seconds. Decoding runs there, never in the server.
+    "MEDIA_WORKERS": 2,
+    "MEDIA_TIMEOUT_SECONDS": 30,
+    "MEDIA_MEMORY_MIB": 1024,
+    "MEDIA_CPU_SECONDS": 20,
     # WebSocket (issue: real time).
     "WS_MAX_MESSAGE_BYTES": 64 * 1024,
     # asyncio's TLS read buffer per connection (Python's default is 256 KiB; app/ws/tls_buffer.py).
@@ -175,6 +201,8 @@ def load_config(app: Quart, test_config: dict[str, Any] | None) -> None:
         app.config["DATABASE_URL"] = "sqlite+aiosqlite:///" + os.path.join(
             app.instance_path, "medchat.db"
         )
+    if not app.config["FILES_PATH"]:
+        app.config["FILES_PATH"] = os.path.join(app.instance_path, "files")
     app.config["PUBLIC_URL"] = normalise_public_url(str(app.config["PUBLIC_URL"] or ""))
     # None means this machine's zone: resolved once, so pages and settings name the same zone.
     app.config["DISPLAY_TIMEZONE"] = display_zone(app.config["DISPLAY_TIMEZONE"]).key

@@ -85,6 +85,31 @@ class MessageRecord:
 
 
 @dataclass(frozen=True)
+class AttachmentRecord:
+    """A shared file (issue 11). ``name`` is the cleaned display name, ``mime`` and ``kind``
+    come from the sniffed bytes, ``size`` and ``sha256`` are those of the stored (cleaned)
+    bytes. The blob keys never leave the actions."""
+
+    id: int
+    conversation_id: int
+    uploader_id: int
+    message_id: int | None
+    client_upload_id: str
+    name: str
+    kind: str  # AttachmentKind
+    mime: str
+    size: int
+    sha256: str
+    state: str  # AttachmentState
+    blob_key: str
+    thumb_key: str | None
+    width: int | None
+    height: int | None
+    pages: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class ConversationSummary:
     id: int
     kind: str

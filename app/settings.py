@@ -51,6 +51,19 @@ class Settings:
     https_redirect: bool
     allowed_origins: tuple[str, ...]
     gc_thresholds: tuple[int, ...]
+    upload_max_bytes: int
+    upload_idle_seconds: float
+    upload_concurrency: int
+    upload_office_types: tuple[str, ...]
+    upload_staged_hours: float
+    files_sweep_seconds: float
+    files_path: str  # load_config fills instance/files
+    image_max_pixels: int
+    thumbnail_px: int
+    media_workers: int
+    media_timeout_seconds: float
+    media_memory_mib: int
+    media_cpu_seconds: int
     ws_max_message_bytes: int
     tls_read_buffer_bytes: int
     tls_shared_read_buffer: bool
@@ -98,7 +111,16 @@ class Settings:
             values[f.name] = _checked(key, config[key], hints[f.name])
         if len(values["gc_thresholds"]) > 3:
             raise SettingsError(f"GC_THRESHOLDS takes at most three numbers (young, middle, old), not {list(values['gc_thresholds'])!r}")
+        unknown = set(values["upload_office_types"]) - OFFICE_TYPES
+        if unknown:
+            raise SettingsError(f"UPLOAD_OFFICE_TYPES takes only {sorted(OFFICE_TYPES)}, not {sorted(unknown)!r}")
+        for key in ("upload_max_bytes", "upload_concurrency", "image_max_pixels", "thumbnail_px", "media_workers", "media_memory_mib", "media_cpu_seconds"):
+            if values[key] < 1:
+                raise SettingsError(f"{key.upper()} must be at least 1, not {values[key]!r}")
         return cls(**values)
+
+
+OFFICE_TYPES = {"docx", "xlsx", "pptx"}  # the Office packages app/lib/sniff.py can check
 
 
 class SettingsError(ValueError):

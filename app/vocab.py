@@ -34,6 +34,27 @@ class MemberRole(StrEnum):
 class MessageKind(StrEnum):
     TEXT = "text"
     SYSTEM = "system"  # "Alice added Bob": written by an action, never by a person
+    FILES = "files"  # one or more attachments; the body is the caption (issue 11)
+
+
+class AttachmentKind(StrEnum):
+    """What a shared file is, by its sniffed bytes (app/lib/sniff.py), never its name."""
+
+    IMAGE = "image"
+    PDF = "pdf"
+    TEXT = "text"
+    DOCUMENT = "document"  # Word, Excel, PowerPoint (OOXML without active content)
+
+
+class AttachmentState(StrEnum):
+    """A shared file's life (docs/files-plan.md): staged by its uploader, then linked to a
+    message and scanned; only ``ready`` is ever served."""
+
+    STAGED = "staged"  # uploaded and cleaned, not yet part of a message; the uploader's alone
+    SCANNING = "scanning"  # part of a message, waiting for the virus scanner
+    HELD = "held"  # the scanner could not be reached or could not decide: never served
+    READY = "ready"
+    REMOVED = "removed"  # failed the scan, or deleted: the bytes are gone
 
 
 class LinkPurpose(StrEnum):
@@ -96,6 +117,7 @@ class AuditAction(StrEnum):
     MEMBER_ADDED = "member_added"
     MEMBER_REMOVED = "member_removed"
     MEMBER_LEFT = "member_left"
+    FILE_REFUSED = "file_refused"  # an upload that is not a file we share (type, size, damage)
 
 
 class CloseCode(IntEnum):

@@ -40,16 +40,19 @@ def test_the_app_builds_them_once_from_its_config(tmp_path: Path) -> None:
         ("GC_THRESHOLDS", ["700"], "GC_THRESHOLDS must be a list of positive whole numbers"),
         ("GC_THRESHOLDS", [700, 0], "GC_THRESHOLDS must be a list of positive whole numbers"),
         ("GC_THRESHOLDS", [700, 10, 10, 10], "GC_THRESHOLDS takes at most three numbers"),
+        ("UPLOAD_OFFICE_TYPES", ["docx", "exe"], "UPLOAD_OFFICE_TYPES takes only .*'xlsx'.*'exe'"),
+        ("UPLOAD_MAX_BYTES", 0, "UPLOAD_MAX_BYTES must be at least 1"),
+        ("MEDIA_WORKERS", "2", "MEDIA_WORKERS must be a whole number"),
     ],
 )
 def test_a_wrong_type_is_refused_with_its_name(key: str, value: object, says: str) -> None:
-    config = {**DEFAULTS, "SECRET_KEY": "k" * 40, "DATABASE_URL": "sqlite+aiosqlite:///x.db", key: value}
+    config = {**DEFAULTS, "SECRET_KEY": "k" * 40, "DATABASE_URL": "sqlite+aiosqlite:///x.db", "FILES_PATH": "files", key: value}
     with pytest.raises(SettingsError, match=says):
         Settings.from_config(config)
 
 
 def test_a_missing_key_is_named() -> None:
-    config = {k: v for k, v in DEFAULTS.items() if k != "PAGE_SIZE"} | {"SECRET_KEY": "k" * 40, "DATABASE_URL": "sqlite+aiosqlite:///x.db"}
+    config = {k: v for k, v in DEFAULTS.items() if k != "PAGE_SIZE"} | {"SECRET_KEY": "k" * 40, "DATABASE_URL": "sqlite+aiosqlite:///x.db", "FILES_PATH": "files"}
     with pytest.raises(SettingsError, match="PAGE_SIZE is missing"):
         Settings.from_config(config)
 

@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from app.vocab import MemberRole, MessageKind, StaffRole
+from app.vocab import AttachmentState, MemberRole, MessageKind, StaffRole
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -195,3 +195,53 @@ class AuditEntry(Base):
     conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     ip: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Attachment(Base):
+    """A shared file (issue 11; docs/files-plan.md). Staged by its uploader (``message_id``
+    NULL), then linked to a message in the message's own transaction. The bytes live in the
+    blob store under ``blob_key`` (random, never a name or a hash of the content)."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (
+        UniqueConstraint("uploader_id", "client_upload_id", name="uq_attachments_uploader_client_upload"),
+        Index("ix_attachments_state_scan_due_at", "state", "scan_due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    uploader_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    ordinal: Mapped[int] = mapped_column(Integer, default=0)
+    client_upload_id: Mapped[str] = mapped_column(String(36))
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(8))  # AttachmentKind
+    mime: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))  # of the stored (cleaned) bytes
+    original_sha256: Mapped[str] = mapped_column(String(64))  # as uploaded, for the audit
+    blob_key: Mapped[str] = mapped_column(String(64), unique=True)
+    thumb_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[str] = mapped_column(String(10), default=AttachmentState.STAGED)
+    removed_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    scan_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    scan_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    scan_claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    scanned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    scan_result: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class BlobDeletion(Base):
+    """A blob to delete once its row is gone (a refused, expired or removed file): the row
+    and this entry commit together, the bytes go after, retried until they are gone."""
+
+    __tablename__ = "blob_deletions"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -118,9 +118,12 @@ def register_web(app: Quart) -> None:
     from app.web.auth import bp as auth_bp
     from app.web.chats import bp as chats_bp
     from app.web.errors import register_errors
+    from app.web.files import bp as files_bp
+    from app.web.files import upload_request_class
     from app.web.pwa import bp as pwa_bp
 
-    for bp in (auth_bp, chats_bp, admin_bp, pwa_bp):
+    app.request_class = upload_request_class(settings.upload_max_bytes)
+    for bp in (auth_bp, chats_bp, admin_bp, pwa_bp, files_bp):
         app.register_blueprint(bp)
     _limit_login(app)
     register_errors(app)

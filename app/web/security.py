@@ -18,6 +18,7 @@ from app.lib.hosts import allowed_host_names, host_name
 from app.lib.tokens import keyed_digest, same
 from app.vocab import AuditAction
 from app.web.context import app_settings, client_ip, safe_next, svc
+from app.web.files import is_upload
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -68,8 +69,13 @@ async def check_csrf() -> None:
         return
     if not _origin_ok():
         await _refuse("cross-site request")
-    form = await request.form
-    sent = form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
+    if is_upload(request.path):
+        # An upload's body is a file, read as it arrives by its view (app/web/files.py):
+        # parsing it as a form here would read all of it first. Its token is in the header.
+        sent = request.headers.get("X-CSRF-Token") or ""
+    else:
+        form = await request.form
+        sent = form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
     seed = request.cookies.get(cookie_name(current_app, "medchat_csrf")) or ""
     if len(seed) < 32 or not same(sent, csrf_token()):
         await _refuse("bad or missing CSRF token")

@@ -93,7 +93,8 @@ async def test_login_required_post_changes_nothing(app: Quart, svc: Services, ur
         "csrf_token": token, "body": "anonymous text", "client_msg_id": new_id(), "title": "Taken over",
         "username": "alice", "members": "alice", "role": "admin", "display_name": "X",
     }
-    response = await anonymous.raw.open(fill(rule, url_values), method=method, form=form, scheme="https")
+    # The token as a form field and as the header uploads carry it in (app/web/files.py).
+    response = await anonymous.raw.open(fill(rule, url_values), method=method, form=form, scheme="https", headers={"X-CSRF-Token": token})
     assert goes_to_login(response), (rule, response.status_code, await response.get_data(as_text=True))
     assert await snapshot(svc) == before
 

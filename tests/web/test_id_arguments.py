@@ -118,6 +118,6 @@ async def test_bad_ids_in_paths_are_404(people: tuple[dict[str, Client], int], s
         if method == "GET":
             r = await client.get(path)
         else:
-            r = await client.post(path, form={"csrf_token": token, "body": "x", "client_msg_id": new_id(), "title": "T", "role": "member"})
+            r = await client.post(path, form={"csrf_token": token, "body": "x", "client_msg_id": new_id(), "title": "T", "role": "member"}, headers={"X-CSRF-Token": token})
         assert r.status_code == 404, (label, path, r.status_code)
     assert await snapshot(svc, skip=("audit_log", "sessions")) == before
